@@ -1,0 +1,16 @@
+use std::process::ExitCode;
+
+use authentication_service::Config;
+
+fn main() -> ExitCode {
+    service_kit::main(
+        "authentication-service",
+        Config::from_env,
+        |config, shutdown| async move {
+            authentication_service::build(config)
+                .await?
+                .run(shutdown)
+                .await
+        },
+    )
+}

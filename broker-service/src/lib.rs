@@ -1,0 +1,67 @@
+//! broker-service: the system's single entry point (SPEC §4).
+//!
+//! `POST /` answers that the broker was hit; `POST /handle` takes
+//! `{"action": ..., "auth"|"log"|"mail": {...}}` and dispatches it.
+
+pub mod config;
+mod routes;
+
+use std::time::Duration;
+
+use axum::http::Method;
+use service_kit::health::{self, HttpCheck, Readiness, TcpCheck};
+use service_kit::http::HttpServer;
+use service_kit::shutdown::CancellationToken;
+use tower_http::cors::{Any, CorsLayer};
+
+pub use config::Config;
+
+/// The broker, bound to its port and ready to run.
+pub struct Application {
+    http: HttpServer,
+}
+
+impl Application {
+    /// Binds the HTTP listener (port 0 picks a free port) and assembles the
+    /// routes.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let readiness = Readiness::new()
+            .with(HttpCheck::healthz(
+                "authentication-service",
+                &config.auth_url,
+            ))
+            .with(HttpCheck::healthz("logger-service", &config.logger_url))
+            .with(HttpCheck::healthz("mail-service", &config.mail_url))
+            .with(TcpCheck::for_url("rabbitmq", &config.amqp_url, 5672));
+        let routes = routes::router()
+            .merge(health::routes(readiness))
+            .layer(cors());
+        let http = HttpServer::bind("broker-service", &config.server, routes).await?;
+        Ok(Self { http })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.http.port()
+    }
+
+    /// Serves until `shutdown` is cancelled, then drains in-flight requests.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        self.http.run(shutdown).await
+    }
+}
+
+/// The test page is served from another origin (the front-end), so the
+/// broker answers cross-origin requests from any origin, without cookies.
+fn cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .allow_headers(Any)
+        .max_age(Duration::from_secs(300))
+}

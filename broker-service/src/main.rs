@@ -1,0 +1,11 @@
+use std::process::ExitCode;
+
+use broker_service::{Application, Config};
+
+fn main() -> ExitCode {
+    service_kit::main(
+        "broker-service",
+        Config::from_env,
+        |config, shutdown| async move { Application::build(config).await?.run(shutdown).await },
+    )
+}

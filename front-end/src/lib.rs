@@ -1,0 +1,126 @@
+//! front-end: serves the test page (SPEC §4). Everything the page needs is
+//! compiled into the binary and served from here, so it works offline.
+//!
+//! The page's JavaScript talks to the broker directly; `BROKER_URL` says
+//! where that is, as an absolute URL or, behind a reverse proxy on the same
+//! origin, as a path such as `/api`.
+
+use axum::Router;
+use axum::http::{HeaderValue, header};
+use axum::response::{Html, IntoResponse};
+use axum::routing::get;
+use service_kit::config::{ConfigError, Env, ServerConfig, Url};
+use service_kit::health::{self, Readiness};
+use service_kit::http::HttpServer;
+
+const INDEX_HTML: &str = include_str!("../assets/index.html");
+const APP_JS: &str = include_str!("../assets/app.js");
+const STYLE_CSS: &str = include_str!("../assets/style.css");
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    /// `BROKER_URL`: where the page sends its requests.
+    pub broker_url: String,
+    /// `MAIL_UI_URL`: the mail catcher's web UI, linked from the page.
+    pub mail_ui_url: String,
+}
+
+impl Config {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            server: ServerConfig::from_env(env, "127.0.0.1:8081")?,
+            broker_url: browser_url(env, "BROKER_URL", "http://localhost:8080")?,
+            mail_ui_url: browser_url(env, "MAIL_UI_URL", "http://localhost:8025")?,
+        })
+    }
+}
+
+/// A URL the browser follows: absolute http(s), or a same-origin path.
+fn browser_url(env: &Env, name: &str, default: &str) -> Result<String, ConfigError> {
+    let value = env.string(name, default);
+    if value.starts_with('/') && !value.starts_with("//") {
+        return Ok(value.trim_end_matches('/').to_owned());
+    }
+    env.url(name, default, &["http", "https"])?;
+    Ok(value.trim_end_matches('/').to_owned())
+}
+
+/// The page, with its settings filled in once at start.
+#[derive(Clone)]
+struct Page {
+    html: String,
+    csp: HeaderValue,
+}
+
+impl Page {
+    fn new(config: &Config) -> anyhow::Result<Self> {
+        let html = INDEX_HTML
+            .replace("{{BROKER_URL}}", &escape_attribute(&config.broker_url))
+            .replace("{{MAIL_UI_URL}}", &escape_attribute(&config.mail_ui_url));
+        // The page may only load its own files and talk to the broker.
+        let connect = match Url::parse(&config.broker_url) {
+            Ok(url) => format!("'self' {}", url.origin().ascii_serialization()),
+            Err(_) => "'self'".to_owned(),
+        };
+        let csp = format!(
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             connect-src {connect}; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+        );
+        Ok(Self {
+            html,
+            csp: HeaderValue::from_str(&csp)?,
+        })
+    }
+}
+
+fn escape_attribute(value: &str) -> String {
+    value
+        .replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// The page's routes, without the health routes and conventions.
+fn routes(page: Page) -> Router {
+    Router::new()
+        .route(
+            "/",
+            get(move || {
+                let page = page.clone();
+                async move {
+                    (
+                        [(header::CONTENT_SECURITY_POLICY, page.csp)],
+                        Html(page.html),
+                    )
+                }
+            }),
+        )
+        .route(
+            "/static/app.js",
+            get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
+        )
+        .route(
+            "/static/style.css",
+            get(|| async { asset("text/css; charset=utf-8", STYLE_CSS) }),
+        )
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+}
+
+/// Binds the HTTP server and assembles the routes. The front-end has no
+/// server-side dependencies, so it is ready as soon as it runs.
+pub async fn build(config: Config) -> anyhow::Result<HttpServer> {
+    let page = Page::new(&config)?;
+    let routes = routes(page).merge(health::routes(Readiness::new()));
+    HttpServer::bind("front-end", &config.server, routes).await
+}

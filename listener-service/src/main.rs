@@ -1,0 +1,11 @@
+use std::process::ExitCode;
+
+use listener_service::Config;
+
+fn main() -> ExitCode {
+    service_kit::main(
+        "listener-service",
+        Config::from_env,
+        |config, shutdown| async move { listener_service::build(config).await?.run(shutdown).await },
+    )
+}

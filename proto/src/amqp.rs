@@ -1,0 +1,56 @@
+//! The log event carried over RabbitMQ: a persistent JSON message published
+//! to the durable topic exchange [`EXCHANGE`] with a `log.<LEVEL>` routing key.
+
+use serde::{Deserialize, Serialize};
+
+/// The durable topic exchange the broker publishes log events to.
+pub const EXCHANGE: &str = "logs_topic";
+/// The dead-letter exchange for events that could not be stored.
+pub const DEAD_LETTER_EXCHANGE: &str = "logs_topic.dlx";
+/// The durable queue shared by every listener replica.
+pub const QUEUE: &str = "logs";
+/// The queue that keeps dead-lettered events.
+pub const DEAD_LETTER_QUEUE: &str = "logs.dead";
+
+/// Severity of a log event; selects the routing key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Level {
+    #[default]
+    Info,
+    Warning,
+    Error,
+}
+
+impl Level {
+    pub const ALL: [Level; 3] = [Level::Info, Level::Warning, Level::Error];
+
+    /// The routing key this level is published with, e.g. `log.INFO`.
+    pub fn routing_key(self) -> &'static str {
+        match self {
+            Level::Info => "log.INFO",
+            Level::Warning => "log.WARNING",
+            Level::Error => "log.ERROR",
+        }
+    }
+}
+
+/// The message body: `{"name": ..., "data": ...}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEvent {
+    pub name: String,
+    pub data: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routing_keys_follow_the_level() {
+        let keys: Vec<_> = Level::ALL.iter().map(|l| l.routing_key()).collect();
+        assert_eq!(keys, ["log.INFO", "log.WARNING", "log.ERROR"]);
+        let level: Level = serde_json::from_str("\"WARNING\"").unwrap();
+        assert_eq!(level, Level::Warning);
+    }
+}

@@ -1,0 +1,189 @@
+//! The JSON contracts of the HTTP APIs: the response envelope every service
+//! answers with, the broker's request, and the payloads it forwards.
+//!
+//! Unknown fields are ignored everywhere (serde's default); missing required
+//! fields are reported by serde with the field's name.
+
+use serde::{Deserialize, Serialize};
+
+use crate::amqp::Level;
+
+/// Every HTTP answer of every service: `{"error", "message", "data"?}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope<T = serde_json::Value> {
+    pub error: bool,
+    pub message: String,
+    #[serde(default = "Option::default", skip_serializing_if = "Option::is_none")]
+    pub data: Option<T>,
+}
+
+impl<T> Envelope<T> {
+    /// A success with a message and no data.
+    pub fn ok(message: impl Into<String>) -> Self {
+        Self {
+            error: false,
+            message: message.into(),
+            data: None,
+        }
+    }
+
+    /// A success carrying data.
+    pub fn with_data(message: impl Into<String>, data: T) -> Self {
+        Self {
+            error: false,
+            message: message.into(),
+            data: Some(data),
+        }
+    }
+
+    /// A failure; the status code travels beside it.
+    pub fn error(message: impl Into<String>) -> Self {
+        Self {
+            error: true,
+            message: message.into(),
+            data: None,
+        }
+    }
+}
+
+/// The logger transport the broker uses for a `log` action.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    #[default]
+    Rpc,
+    Http,
+    Grpc,
+    Amqp,
+}
+
+impl Transport {
+    pub const ALL: [Transport; 4] = [
+        Transport::Rpc,
+        Transport::Http,
+        Transport::Grpc,
+        Transport::Amqp,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Rpc => "rpc",
+            Transport::Http => "http",
+            Transport::Grpc => "grpc",
+            Transport::Amqp => "amqp",
+        }
+    }
+}
+
+/// The body of the broker's `POST /handle`.
+///
+/// `action` stays a string so that an unknown action gets the broker's own
+/// `"unknown action"` answer rather than a parser message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequestPayload {
+    pub action: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<Transport>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthPayload>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<LogPayload>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mail: Option<MailPayload>,
+}
+
+/// Credentials for `POST /authenticate`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthPayload {
+    pub email: String,
+    pub password: String,
+}
+
+/// Keeps the password out of every `{:?}`, and so out of every log line.
+impl std::fmt::Debug for AuthPayload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthPayload")
+            .field("email", &self.email)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// A log entry to write. `level` only matters for the `amqp` transport,
+/// where it picks the routing key (`log.INFO` by default).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogPayload {
+    pub name: String,
+    #[serde(default)]
+    pub data: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<Level>,
+}
+
+/// A mail to send through mail-service's `POST /send`. An empty `from`
+/// falls back to the service's configured sender.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailPayload {
+    #[serde(default)]
+    pub from: String,
+    pub to: String,
+    #[serde(default)]
+    pub subject: String,
+    #[serde(default)]
+    pub message: String,
+}
+
+/// A stored log entry as the logger returns it. `id` is the hex ObjectId;
+/// times are RFC 3339 in UTC.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEntry {
+    pub id: String,
+    pub name: String,
+    pub data: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn envelope_omits_empty_data() {
+        let text = serde_json::to_string(&Envelope::<()>::ok("Hit the broker")).unwrap();
+        assert_eq!(text, r#"{"error":false,"message":"Hit the broker"}"#);
+        let text = serde_json::to_string(&Envelope::with_data("x", json!({"a": 1}))).unwrap();
+        assert_eq!(text, r#"{"error":false,"message":"x","data":{"a":1}}"#);
+    }
+
+    #[test]
+    fn request_payload_ignores_unknown_fields_and_names_missing_ones() {
+        let p: RequestPayload =
+            serde_json::from_value(json!({"action": "log", "extra": 1, "transport": "grpc",
+                "log": {"name": "event", "data": "d"}}))
+            .unwrap();
+        assert_eq!(p.transport, Some(Transport::Grpc));
+        assert_eq!(p.log.unwrap().name, "event");
+
+        let err = serde_json::from_value::<RequestPayload>(json!({"log": {}})).unwrap_err();
+        assert!(err.to_string().contains("missing field `action`"), "{err}");
+        let err = serde_json::from_value::<RequestPayload>(
+            json!({"action": "log", "transport": "pigeon"}),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("unknown variant `pigeon`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn auth_payload_debug_hides_the_password() {
+        let p = AuthPayload {
+            email: "a@b.c".into(),
+            password: "verysecret".into(),
+        };
+        assert!(!format!("{p:?}").contains("verysecret"));
+    }
+}

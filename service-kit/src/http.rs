@@ -1,0 +1,227 @@
+//! The HTTP conventions of SPEC §3, shared by every service:
+//!
+//! - [`ApiError`]: the one place where failures become status codes and the
+//!   `{"error":true,"message":...}` envelope.
+//! - [`JsonBody`]: a JSON body accepted whatever its Content-Type, at most
+//!   [`MAX_BODY_BYTES`], with the parser's message on a bad body.
+//! - [`with_conventions`]: the envelope for unknown routes and methods, the
+//!   body limit, and one log line per request under a request timeout.
+//! - [`serve`]: an HTTP server that drains in-flight requests on shutdown,
+//!   for a bounded time.
+
+use std::future::IntoFuture;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use proto::http::Envelope;
+use serde::de::DeserializeOwned;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// The largest request body any service accepts: 1 MiB.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Every way a request can fail, each with its status code.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request itself is wrong.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 401: the credentials are wrong.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 404: no such thing.
+    #[error("{0}")]
+    NotFound(String),
+    /// 405: the route exists, the method does not.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 413: the body is over [`MAX_BODY_BYTES`].
+    #[error("request body is larger than {MAX_BODY_BYTES} bytes")]
+    PayloadTooLarge,
+    /// 501: the action is known but this build does not serve it.
+    #[error("{0}")]
+    NotImplemented(String),
+    /// 502: a dependency answered with an error.
+    #[error("{0}")]
+    BadGateway(String),
+    /// 503: a dependency is unreachable.
+    #[error("{0}")]
+    Unavailable(String),
+    /// 504: a dependency (or the request as a whole) took too long.
+    #[error("{0}")]
+    Timeout(String),
+    /// 500: a bug or an unexpected failure; details are logged, not sent.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let message = match &self {
+            ApiError::Internal(e) => {
+                tracing::error!(error = format!("{e:#}"), "internal error");
+                "internal error".to_owned()
+            }
+            other => other.to_string(),
+        };
+        (status, Json(Envelope::<()>::error(message))).into_response()
+    }
+}
+
+/// A JSON request body, parsed whatever the Content-Type header says (a plain
+/// `curl -d` sends `application/x-www-form-urlencoded`).
+#[derive(Debug, Clone)]
+pub struct JsonBody<T>(pub T);
+
+impl<S, T> FromRequest<S> for JsonBody<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::BadRequest(format!(
+                    "cannot read the request body: {}",
+                    rejection.body_text()
+                ))
+            }
+        })?;
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+    }
+}
+
+/// Wraps a service's routes in the shared conventions: unknown routes and
+/// methods answer in the envelope, bodies are capped at [`MAX_BODY_BYTES`],
+/// and every request is logged (method, path, status, latency) and cut off
+/// with 504 after `request_timeout`.
+pub fn with_conventions(router: Router, request_timeout: Duration) -> Router {
+    router
+        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(
+            request_timeout,
+            log_and_time_out,
+        ))
+}
+
+async fn log_and_time_out(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let started = Instant::now();
+    let response = match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::Timeout(format!("request took longer than {} ms", limit.as_millis()))
+            .into_response(),
+    };
+    let status = response.status().as_u16();
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    if path != "/healthz" && path != "/readyz" && path != "/ping" {
+        tracing::info!(%method, path, status, latency_ms, "request");
+    } else {
+        tracing::debug!(%method, path, status, latency_ms, "request");
+    }
+    response
+}
+
+/// Serves `app` on `listener` until `shutdown` is cancelled, then stops
+/// accepting and lets in-flight requests finish for at most `grace`.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: CancellationToken,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let drain_deadline = {
+        let shutdown = shutdown.clone();
+        async move {
+            shutdown.cancelled().await;
+            tokio::time::sleep(grace).await;
+        }
+    };
+    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned());
+    tokio::select! {
+        result = server.into_future() => result,
+        () = drain_deadline => {
+            tracing::warn!(grace_ms = grace.as_millis() as u64, "in-flight requests did not finish in time; closing them");
+            Ok(())
+        }
+    }
+}
+
+/// A service's HTTP server: bound first (so tests can bind port 0 and ask
+/// for the port), run later.
+pub struct HttpServer {
+    service: &'static str,
+    listener: TcpListener,
+    router: Router,
+    grace: Duration,
+}
+
+impl HttpServer {
+    /// Binds `config.http_addr` and wraps `routes` in [`with_conventions`].
+    pub async fn bind(
+        service: &'static str,
+        config: &crate::config::ServerConfig,
+        routes: Router,
+    ) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let listener = TcpListener::bind(config.http_addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.http_addr))?;
+        let router = with_conventions(routes, config.request_timeout);
+        Ok(Self {
+            service,
+            listener,
+            router,
+            grace: config.shutdown_grace,
+        })
+    }
+
+    /// The bound port (the real one when port 0 was asked for).
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// Serves until `shutdown` is cancelled, then drains for at most the
+    /// configured grace period.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        use anyhow::Context;
+        let addr = self.listener.local_addr()?;
+        tracing::info!(service = self.service, %addr, "HTTP listening");
+        serve(self.listener, self.router, shutdown, self.grace)
+            .await
+            .context("HTTP server failed")
+    }
+}

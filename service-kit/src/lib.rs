@@ -1,0 +1,20 @@
+//! What every service of the system shares, and nothing that belongs to one
+//! service alone:
+//!
+//! - [`config`]: typed configuration from environment variables, validated at
+//!   start, with errors that name the variable.
+//! - [`telemetry`]: `tracing` output, human-readable or JSON.
+//! - [`shutdown`]: SIGINT/SIGTERM as a cancellation token for every server task.
+//! - [`http`]: the HTTP conventions: the error envelope, the JSON body rules,
+//!   the per-request log line and timeout, and a bounded graceful drain.
+//! - [`health`]: `/healthz`, `/ping` and `/readyz` with dependency checks.
+//! - [`main`]: the common start-up sequence of a service binary.
+
+pub mod config;
+pub mod health;
+pub mod http;
+pub mod shutdown;
+pub mod telemetry;
+
+mod start;
+pub use start::main;

@@ -1,0 +1,46 @@
+//! `tracing` output: human-readable on a terminal, one JSON object per line
+//! when `LOG_FORMAT=json`. The level filter comes from `RUST_LOG` (default
+//! `info`).
+
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{ConfigError, Env};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl LogFormat {
+    /// `LOG_FORMAT`: `text` (default) or `json`.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(
+            match env
+                .one_of("LOG_FORMAT", "text", &["text", "json"])?
+                .as_str()
+            {
+                "json" => LogFormat::Json,
+                _ => LogFormat::Text,
+            },
+        )
+    }
+}
+
+/// Installs the global subscriber. Later calls are no-ops, so tests may call
+/// it freely.
+pub fn init(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = match format {
+        LogFormat::Json => builder.json().with_current_span(false).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// For tests: quiet unless `TEST_LOG` is set.
+pub fn init_for_tests() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        init(LogFormat::Text);
+    }
+}

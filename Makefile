@@ -1,0 +1,46 @@
+# The system's commands. `make start` runs it natively, `make test` tests it.
+SHELL := /bin/bash
+NATIVE := project/native
+
+.PHONY: help start stop run restart build test lint fmt check-fmt clippy test-rust test-native
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+start: ## start infrastructure and all services in the background, wait until ready
+	@$(NATIVE)/start.sh
+
+stop: ## stop what `make start` started
+	@$(NATIVE)/stop.sh
+
+run: ## `make start` in the foreground; Ctrl-C stops everything
+	@$(NATIVE)/run.sh
+
+restart: ## rebuild and restart the services
+	@$(NATIVE)/stop.sh && $(NATIVE)/start.sh
+
+build: ## build every crate (release)
+	cargo build --workspace --release
+
+test: lint test-rust test-native ## every check and test: format, clippy, unit and integration tests, native stack smoke test
+
+test-rust: ## unit and integration tests against real servers
+	@if cargo nextest --version >/dev/null 2>&1; then \
+		cargo nextest run --workspace --no-fail-fast; \
+	else \
+		cargo test --workspace --no-fail-fast; \
+	fi
+
+test-native: ## `make start` from scratch, every /readyz green, `make stop` leaves nothing behind
+	@$(NATIVE)/smoke-test.sh
+
+lint: check-fmt clippy ## formatting and clippy, warnings as errors
+
+check-fmt:
+	cargo fmt --all --check
+
+clippy:
+	cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+fmt: ## format the code
+	cargo fmt --all

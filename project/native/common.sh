@@ -1,0 +1,119 @@
+# Shared settings and helpers of the native-run scripts. Sourced, not run.
+# shellcheck shell=bash
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+RUN_DIR=${RUN_DIR:-$ROOT/.run}
+INFRA_DIR=${INFRA_DIR:-$ROOT/.infra}
+# Cargo profile the services are built with: release (default) or dev.
+PROFILE=${PROFILE:-release}
+READY_TIMEOUT=${READY_TIMEOUT:-90}
+
+# In start order: dependencies first, the entry points last.
+SERVICES=(logger-service authentication-service mail-service listener-service broker-service front-end)
+
+# Native dependency versions, pinned.
+SECANTUSDB_VERSION=0.7.0b3
+MAILDEV_VERSION=2.2.1
+
+# The PostgreSQL role and database the native stack uses (local development
+# values; containers take theirs from .env / secrets).
+PG_USER=postgres
+PG_PASSWORD=${PG_PASSWORD:-password}
+PG_DATABASE=users
+
+say() { printf '==> %s\n' "$*"; }
+warn() { printf 'warning: %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+port_of() {
+  case $1 in
+    broker-service) echo 8080 ;;
+    front-end) echo 8081 ;;
+    authentication-service) echo 8082 ;;
+    logger-service) echo 8083 ;;
+    mail-service) echo 8084 ;;
+    listener-service) echo 8085 ;;
+    *) die "unknown service $1" ;;
+  esac
+}
+
+target_dir() {
+  case $PROFILE in
+    dev | debug) echo "$ROOT/target/debug" ;;
+    *) echo "$ROOT/target/$PROFILE" ;;
+  esac
+}
+
+cargo_profile() {
+  case $PROFILE in
+    debug) echo dev ;;
+    *) echo "$PROFILE" ;;
+  esac
+}
+
+# port_open HOST PORT: true when something accepts TCP connections there.
+port_open() {
+  timeout 1 bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null
+}
+
+# wait_port NAME HOST PORT SECONDS
+wait_port() {
+  local name=$1 host=$2 port=$3 seconds=$4 i
+  for ((i = 0; i < seconds * 4; i++)); do
+    port_open "$host" "$port" && return 0
+    sleep 0.25
+  done
+  die "$name did not open $host:$port within ${seconds}s"
+}
+
+# pid_running PIDFILE TOKEN: true when PIDFILE names a live process whose
+# command line contains TOKEN (so a recycled PID is never mistaken for ours).
+pid_running() {
+  local pidfile=$1 token=$2 pid
+  [ -f "$pidfile" ] || return 1
+  pid=$(cat "$pidfile" 2>/dev/null) || return 1
+  [[ $pid =~ ^[0-9]+$ ]] || return 1
+  [ -r "/proc/$pid/cmdline" ] || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$token"
+}
+
+# stop_pid NAME PIDFILE TOKEN: SIGTERM, wait up to 20 s, then SIGKILL.
+stop_pid() {
+  local name=$1 pidfile=$2 token=$3 pid i
+  if pid_running "$pidfile" "$token"; then
+    pid=$(cat "$pidfile")
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 80; i++)); do
+      pid_running "$pidfile" "$token" || break
+      sleep 0.25
+    done
+    if pid_running "$pidfile" "$token"; then
+      warn "$name did not stop within 20s; killing it"
+      kill -KILL "$pid" 2>/dev/null || true
+      sleep 0.2
+    fi
+    say "stopped $name (pid $pid)"
+  fi
+  rm -f "$pidfile"
+}
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then
+    "$@"
+  elif command -v sudo >/dev/null; then
+    sudo "$@"
+  else
+    die "need root to run: $*"
+  fi
+}
+
+APT_UPDATED=
+apt_install() {
+  if [ -z "$APT_UPDATED" ]; then
+    say "apt-get update"
+    as_root apt-get update -qq
+    APT_UPDATED=1
+  fi
+  say "installing $*"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}

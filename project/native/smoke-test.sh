@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# The native stack's smoke test (part of `make test`): `make start` with a
+# fresh run directory, every /readyz green, the broker answers, a second
+# start is a no-op, and `make stop` leaves no service process behind.
+# Uses the dev profile so it reuses the test build.
+set -uo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+export PROFILE=${SMOKE_PROFILE:-dev}
+RUN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/native-smoke.XXXXXX")
+export RUN_DIR
+passed=0
+failed=0
+
+check() { # NAME COMMAND...
+  local name=$1
+  shift
+  if "$@"; then
+    passed=$((passed + 1))
+    echo "PASS  $name"
+  else
+    failed=$((failed + 1))
+    echo "FAIL  $name"
+  fi
+}
+
+for service in "${SERVICES[@]}"; do
+  port=$(port_of "$service")
+  if port_open 127.0.0.1 "$port"; then
+    if [ -n "${CI:-}" ]; then
+      die "port $port is taken: the smoke test needs the service ports free"
+    fi
+    echo "SKIP  native stack smoke test: port $port is in use (a stack is running; 'make stop' it first)"
+    exit 0
+  fi
+done
+
+cleanup() {
+  "$ROOT/project/native/stop.sh" >/dev/null 2>&1 || true
+  rm -rf "$RUN_DIR"
+}
+trap cleanup EXIT
+
+start_ok() { "$ROOT/project/native/start.sh" >"$RUN_DIR/start.out" 2>&1 || { cat "$RUN_DIR/start.out"; return 1; }; }
+
+all_ready() {
+  local service code ok=0
+  for service in "${SERVICES[@]}"; do
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$(port_of "$service")/readyz")
+    [ "$code" = 200 ] || { echo "  $service /readyz answered $code"; ok=1; }
+  done
+  return $ok
+}
+
+broker_answers() {
+  local body
+  body=$(curl -s --max-time 5 -X POST http://127.0.0.1:8080/)
+  [ "$body" = '{"error":false,"message":"Hit the broker"}' ] || { echo "  broker answered: $body"; return 1; }
+}
+
+page_served() {
+  curl -s --max-time 5 http://127.0.0.1:8081/ | grep -q 'id="broker-btn"'
+}
+
+pids() { cat "$RUN_DIR"/*.pid 2>/dev/null | sort; }
+
+second_start_is_a_no_op() {
+  local before after
+  before=$(pids)
+  start_ok || return 1
+  after=$(pids)
+  [ "$before" = "$after" ] && grep -q "already running" "$RUN_DIR/start.out"
+}
+
+stop_leaves_nothing() {
+  local recorded service pid alive=0
+  recorded=$(pids)
+  "$ROOT/project/native/stop.sh" >"$RUN_DIR/stop.out" 2>&1 || { cat "$RUN_DIR/stop.out"; return 1; }
+  for pid in $recorded; do
+    if [ -d "/proc/$pid" ]; then
+      echo "  pid $pid still runs: $(tr '\0' ' ' <"/proc/$pid/cmdline")"
+      alive=1
+    fi
+  done
+  for service in "${SERVICES[@]}"; do
+    if port_open 127.0.0.1 "$(port_of "$service")"; then
+      echo "  $service port still open"
+      alive=1
+    fi
+    [ -f "$RUN_DIR/$service.pid" ] && { echo "  $service.pid left behind"; alive=1; }
+  done
+  return $alive
+}
+
+check "make start on a fresh run directory" start_ok
+check "every /readyz answers 200" all_ready
+check "POST / on the broker answers the envelope" broker_answers
+check "the test page is served" page_served
+check "a second make start starts nothing new" second_start_is_a_no_op
+check "make stop leaves no service process behind" stop_leaves_nothing
+
+echo "native-stack: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

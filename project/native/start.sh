@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# `make start`: brings up the whole system natively, in the background.
+# Starts missing infrastructure (infra.sh), builds the services, starts each
+# one that is not already running (log: $RUN_DIR/<service>.log, PID:
+# $RUN_DIR/<service>.pid), waits until every /readyz is green and prints the
+# URLs. Idempotent: what already runs is left alone.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+mkdir -p "$RUN_DIR"
+"$ROOT/project/native/infra.sh"
+
+say "building the services (cargo profile $(cargo_profile))"
+packages=()
+for service in "${SERVICES[@]}"; do packages+=(-p "$service"); done
+(cd "$ROOT" && cargo build --quiet --profile "$(cargo_profile)" --bins "${packages[@]}")
+
+bin_dir=$(target_dir)
+for service in "${SERVICES[@]}"; do
+  bin=$bin_dir/$service
+  pidfile=$RUN_DIR/$service.pid
+  port=$(port_of "$service")
+  if pid_running "$pidfile" "$bin"; then
+    say "$service already running (pid $(cat "$pidfile"))"
+    continue
+  fi
+  port_open 127.0.0.1 "$port" && die "port $port is taken by another process; $service cannot start"
+  # Detached from this shell, so closing the terminal does not stop it.
+  setsid nohup "$bin" >>"$RUN_DIR/$service.log" 2>&1 </dev/null &
+  echo $! >"$pidfile"
+  say "started $service (pid $!, port $port)"
+done
+
+# /readyz of each service, until all are green or the time is up.
+say "waiting for every /readyz (up to ${READY_TIMEOUT}s)"
+deadline=$((SECONDS + READY_TIMEOUT))
+for service in "${SERVICES[@]}"; do
+  url=http://127.0.0.1:$(port_of "$service")/readyz
+  until curl -fsS -o /dev/null --max-time 3 "$url" 2>/dev/null; do
+    if ! pid_running "$RUN_DIR/$service.pid" "$bin_dir/$service"; then
+      tail -n 20 "$RUN_DIR/$service.log" >&2 || true
+      die "$service exited; its log is $RUN_DIR/$service.log"
+    fi
+    if ((SECONDS >= deadline)); then
+      curl -sS --max-time 3 "$url" >&2 || true
+      echo >&2
+      die "$service is not ready after ${READY_TIMEOUT}s; its log is $RUN_DIR/$service.log"
+    fi
+    sleep 0.5
+  done
+  say "$service ready"
+done
+
+cat <<EOM
+
+The system is up.
+  test page       http://localhost:8081
+  broker          http://localhost:8080      (curl -X POST localhost:8080/)
+  authentication  http://localhost:8082
+  logger          http://localhost:8083      (tarpc 127.0.0.1:5001, gRPC 127.0.0.1:50001)
+  mail            http://localhost:8084
+  listener        http://localhost:8085/readyz
+  mail catcher    http://localhost:8025
+Logs and PIDs are in $RUN_DIR; stop everything with 'make stop'.
+EOM

@@ -33,10 +33,10 @@ impl Application {
             .with(HttpCheck::healthz("logger-service", &config.logger_url))
             .with(HttpCheck::healthz("mail-service", &config.mail_url))
             .with(TcpCheck::for_url("rabbitmq", &config.amqp_url, 5672));
-        let routes = routes::router()
-            .merge(health::routes(readiness))
-            .layer(cors());
-        let http = HttpServer::bind("broker-service", &config.server, routes).await?;
+        let routes = routes::router().merge(health::routes(readiness));
+        let http = HttpServer::bind("broker-service", &config.server, routes)
+            .await?
+            .with_cors(cors());
         Ok(Self { http })
     }
 

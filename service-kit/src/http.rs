@@ -209,6 +209,14 @@ impl HttpServer {
         })
     }
 
+    /// Answers cross-origin requests as `cors` says, preflights included.
+    /// Applied outside every route and fallback, so an `OPTIONS` preflight
+    /// never reaches the 405 fallback.
+    pub fn with_cors(mut self, cors: tower_http::cors::CorsLayer) -> Self {
+        self.router = self.router.layer(cors);
+        self
+    }
+
     /// The bound port (the real one when port 0 was asked for).
     pub fn port(&self) -> u16 {
         self.listener.local_addr().map(|a| a.port()).unwrap_or(0)

@@ -1,0 +1,85 @@
+//! Liveness and readiness of the broker.
+
+mod support;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use service_kit::config::Url;
+use support::{config, spawn};
+
+#[tokio::test]
+async fn healthz_and_ping_answer_while_the_process_runs() {
+    let broker = spawn(config()).await;
+    for path in ["/healthz", "/ping"] {
+        let response = broker.client.get(broker.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], false);
+    }
+}
+
+#[tokio::test]
+async fn readyz_names_every_dependency_that_is_down() {
+    let broker = spawn(config()).await;
+    let response = broker
+        .client
+        .get(broker.url("/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], true);
+    let message = body["message"].as_str().unwrap();
+    for dependency in [
+        "authentication-service",
+        "logger-service",
+        "mail-service",
+        "rabbitmq",
+    ] {
+        assert!(message.contains(dependency), "{message}");
+        assert_ne!(body["data"][dependency], "ok", "{body}");
+    }
+}
+
+#[tokio::test]
+async fn readyz_is_green_once_every_dependency_answers() {
+    // Another broker stands in as the next hop: all the check needs is a
+    // /healthz that answers. RabbitMQ's check is a TCP connect.
+    let next_hop = spawn(config()).await;
+    let next_hop_url = Url::parse(&next_hop.url("/")).unwrap();
+    let amqp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut config = config();
+    config.auth_url = next_hop_url.clone();
+    config.logger_url = next_hop_url.clone();
+    config.mail_url = next_hop_url;
+    config.amqp_url = Url::parse(&format!(
+        "amqp://guest:guest@{}/%2f",
+        amqp.local_addr().unwrap()
+    ))
+    .unwrap();
+    let broker = spawn(config).await;
+
+    let response = broker
+        .client
+        .get(broker.url("/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["data"]["rabbitmq"], "ok", "{body}");
+    assert_eq!(body["data"]["mail-service"], "ok", "{body}");
+
+    // The next hop goes away: the broker is no longer ready.
+    next_hop.shutdown.cancel();
+    next_hop.server.await.unwrap().unwrap();
+    let response = broker
+        .client
+        .get(broker.url("/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    drop(amqp);
+}

@@ -166,7 +166,8 @@ mod tests {
         assert_eq!(p.transport, Some(Transport::Grpc));
         assert_eq!(p.log.unwrap().name, "event");
 
-        let err = serde_json::from_value::<RequestPayload>(json!({"log": {"name": "x"}})).unwrap_err();
+        let err =
+            serde_json::from_value::<RequestPayload>(json!({"log": {"name": "x"}})).unwrap_err();
         assert!(err.to_string().contains("missing field `action`"), "{err}");
         let err = serde_json::from_value::<RequestPayload>(
             json!({"action": "log", "transport": "pigeon"}),

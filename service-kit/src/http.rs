@@ -146,7 +146,7 @@ async fn log_and_time_out(State(limit): State<Duration>, req: Request, next: Nex
             .into_response(),
     };
     let status = response.status().as_u16();
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let latency_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
     if path != "/healthz" && path != "/readyz" && path != "/ping" {
         tracing::info!(%method, path, status, latency_ms, "request");
     } else {

@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 NATIVE := project/native
 
-.PHONY: help start stop run restart build test lint fmt check-fmt clippy test-rust test-native
+.PHONY: help start stop run restart build infra test-infra test lint fmt check-fmt clippy test-rust test-native
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -24,7 +24,13 @@ build: ## build every crate (release)
 
 test: lint test-rust test-native ## every check and test: format, clippy, unit and integration tests, native stack smoke test
 
-test-rust: ## unit and integration tests against real servers
+infra: ## install and start the local infrastructure only
+	@$(NATIVE)/infra.sh
+
+test-infra: ## what the tests need: PostgreSQL and RabbitMQ running, the MongoDB-compatible server installed
+	@$(NATIVE)/infra.sh postgres rabbitmq mongo-install
+
+test-rust: test-infra ## unit and integration tests against real servers
 	@if cargo nextest --version >/dev/null 2>&1; then \
 		cargo nextest run --workspace --no-fail-fast; \
 	else \

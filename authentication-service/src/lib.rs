@@ -1,44 +1,72 @@
 //! authentication-service: checks credentials against the `users` table in
 //! PostgreSQL (SPEC §4).
 //!
-//! This build serves liveness and readiness (PostgreSQL reachable); the
-//! `/authenticate` route is added with the PostgreSQL store.
+//! `POST /authenticate` answers 202 with the user (never the hash), or the
+//! same 401 for an unknown user, a wrong password and an inactive user, in
+//! about the same time. Every attempt is logged to the logger, and a logger
+//! outage never fails a login.
 
-use service_kit::config::{ConfigError, Env, ServerConfig, Url};
-use service_kit::health::{self, Readiness, TcpCheck};
+mod activity;
+pub mod config;
+mod passwords;
+mod routes;
+mod store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use service_kit::health::{self, Readiness};
 use service_kit::http::HttpServer;
+use service_kit::shutdown::CancellationToken;
+use service_kit::upstream::ServiceClient;
 
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub server: ServerConfig,
-    /// `DATABASE_URL`: the PostgreSQL database holding `users`.
-    pub database_url: Url,
-    /// `LOGGER_URL`: where login attempts are logged.
-    pub logger_url: Url,
+pub use config::Config;
+
+use crate::activity::ActivityLog;
+use crate::passwords::Passwords;
+use crate::store::UserStore;
+
+/// What every request handler shares.
+#[derive(Clone)]
+struct AppState {
+    users: UserStore,
+    passwords: Arc<Passwords>,
+    activity: ActivityLog,
 }
 
-impl Config {
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        Ok(Self {
-            server: ServerConfig::from_env(env, "127.0.0.1:8082")?,
-            database_url: env.url(
-                "DATABASE_URL",
-                "postgres://postgres:password@127.0.0.1:5432/users",
-                &["postgres", "postgresql"],
-            )?,
-            logger_url: env.url("LOGGER_URL", "http://127.0.0.1:8083", &["http", "https"])?,
-        })
+/// The service, migrated and bound to its port, ready to run.
+pub struct Application {
+    http: HttpServer,
+}
+
+impl Application {
+    /// Connects to PostgreSQL, runs the migrations (waiting up to
+    /// `migrate_timeout` for the database), and binds the HTTP listener.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let users = UserStore::connect(&config.database_url)?;
+        users.migrate(config.migrate_timeout).await?;
+        let passwords = Arc::new(Passwords::new().await?);
+        let logger = ServiceClient::new(
+            "logger-service",
+            config.logger_url.clone(),
+            Duration::from_secs(2),
+        );
+        let state = AppState {
+            users: users.clone(),
+            passwords,
+            activity: ActivityLog::new(logger),
+        };
+        let readiness = Readiness::new().with(users);
+        let routes = routes::router(state).merge(health::routes(readiness));
+        let http = HttpServer::bind("authentication-service", &config.server, routes).await?;
+        Ok(Self { http })
     }
-}
 
-/// Binds the HTTP server and assembles the routes.
-pub async fn build(config: Config) -> anyhow::Result<HttpServer> {
-    let readiness =
-        Readiness::new().with(TcpCheck::for_url("postgres", &config.database_url, 5432));
-    HttpServer::bind(
-        "authentication-service",
-        &config.server,
-        health::routes(readiness),
-    )
-    .await
+    pub fn port(&self) -> u16 {
+        self.http.port()
+    }
+
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        self.http.run(shutdown).await
+    }
 }

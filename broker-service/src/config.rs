@@ -1,5 +1,7 @@
 //! The broker's configuration (SPEC §2), from the environment.
 
+use std::time::Duration;
+
 use service_kit::config::{ConfigError, Env, ServerConfig, Url};
 
 const HTTP: &[&str] = &["http", "https"];
@@ -19,6 +21,9 @@ pub struct Config {
     pub mail_url: Url,
     /// `AMQP_URL`: RabbitMQ.
     pub amqp_url: Url,
+    /// `UPSTREAM_TIMEOUT_SECS`: the longest one call to another service may
+    /// take (default 5); past it the broker answers 504.
+    pub upstream_timeout: Duration,
 }
 
 impl Config {
@@ -35,6 +40,7 @@ impl Config {
                 "amqp://guest:guest@127.0.0.1:5672/%2f",
                 &["amqp", "amqps"],
             )?,
+            upstream_timeout: env.seconds("UPSTREAM_TIMEOUT_SECS", "5")?,
         })
     }
 }

@@ -4,17 +4,34 @@
 //! `{"action": ..., "auth"|"log"|"mail": {...}}` and dispatches it.
 
 pub mod config;
+mod grpc_logger;
 mod routes;
+mod rpc_logger;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::Method;
 use service_kit::health::{self, HttpCheck, Readiness, TcpCheck};
 use service_kit::http::HttpServer;
 use service_kit::shutdown::CancellationToken;
+use service_kit::upstream::ServiceClient;
 use tower_http::cors::{Any, CorsLayer};
 
 pub use config::Config;
+
+use crate::grpc_logger::GrpcLogger;
+use crate::rpc_logger::RpcLogger;
+
+/// The clients to every other service, created once at start and shared by
+/// all requests: nothing is dialed per request.
+#[derive(Clone)]
+struct AppState {
+    auth: ServiceClient,
+    logger: ServiceClient,
+    rpc_logger: Arc<RpcLogger>,
+    grpc_logger: GrpcLogger,
+}
 
 /// The broker, bound to its port and ready to run.
 pub struct Application {
@@ -33,7 +50,14 @@ impl Application {
             .with(HttpCheck::healthz("logger-service", &config.logger_url))
             .with(HttpCheck::healthz("mail-service", &config.mail_url))
             .with(TcpCheck::for_url("rabbitmq", &config.amqp_url, 5672));
-        let routes = routes::router().merge(health::routes(readiness));
+        let timeout = config.upstream_timeout;
+        let state = AppState {
+            auth: ServiceClient::new("authentication-service", config.auth_url.clone(), timeout),
+            logger: ServiceClient::new("logger-service", config.logger_url.clone(), timeout),
+            rpc_logger: Arc::new(RpcLogger::new(config.logger_rpc_addr.clone(), timeout)),
+            grpc_logger: GrpcLogger::new(&config.logger_grpc_url, timeout)?,
+        };
+        let routes = routes::router(state).merge(health::routes(readiness));
         let http = HttpServer::bind("broker-service", &config.server, routes)
             .await?
             .with_cors(cors());

@@ -1,15 +1,26 @@
 //! The broker's HTTP routes.
 
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
-use proto::http::{Envelope, RequestPayload};
+use proto::http::{AuthPayload, Envelope, LogPayload, RequestPayload, Transport};
+use proto::{MAX_LOG_DATA_BYTES, MAX_LOG_NAME_BYTES};
+use serde_json::Value;
 use service_kit::http::{ApiError, JsonBody};
+use service_kit::upstream::Reply;
 
-pub fn router() -> Router {
+use crate::AppState;
+
+type Answer = Result<(StatusCode, Json<Envelope<Value>>), ApiError>;
+
+pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", post(hit))
         .route("/handle", post(handle))
+        .route("/log-grpc", post(log_grpc))
+        .route("/logs", get(recent_logs))
+        .with_state(state)
 }
 
 async fn hit() -> Json<Envelope<()>> {
@@ -19,33 +30,145 @@ async fn hit() -> Json<Envelope<()>> {
 /// Dispatches one action. A known action without its payload is a 400 that
 /// names the missing field.
 async fn handle(
+    State(state): State<AppState>,
     JsonBody(payload): JsonBody<RequestPayload>,
-) -> Result<(StatusCode, Json<Envelope<serde_json::Value>>), ApiError> {
+) -> Answer {
     match payload.action.as_str() {
-        "auth" => {
-            require(payload.auth.as_ref(), "auth")?;
-            Err(not_served("auth"))
-        }
+        "auth" => authenticate(&state, require(payload.auth, "auth")?).await,
         "log" => {
-            require(payload.log.as_ref(), "log")?;
-            Err(not_served("log"))
+            log(
+                &state,
+                payload.transport.unwrap_or_default(),
+                require(payload.log, "log")?,
+            )
+            .await
         }
         "mail" => {
-            require(payload.mail.as_ref(), "mail")?;
+            require(payload.mail, "mail")?;
             Err(not_served("mail"))
         }
         _ => Err(ApiError::BadRequest("unknown action".into())),
     }
 }
 
-fn require<T>(payload: Option<&T>, field: &str) -> Result<(), ApiError> {
+/// The gRPC path under its own route, for clients of the original course:
+/// the same body as a `log` action.
+async fn log_grpc(
+    State(state): State<AppState>,
+    JsonBody(payload): JsonBody<RequestPayload>,
+) -> Answer {
+    log(&state, Transport::Grpc, require(payload.log, "log")?).await
+}
+
+fn require<T>(payload: Option<T>, field: &str) -> Result<T, ApiError> {
     payload
-        .map(drop)
         .ok_or_else(|| ApiError::BadRequest(format!("missing field `{field}` for action {field}")))
 }
 
-/// The actions are wired to their services one by one; until then the
+/// The AMQP path and mail are wired in with their services; until then the
 /// broker says so plainly rather than pretending.
-fn not_served(action: &str) -> ApiError {
-    ApiError::NotImplemented(format!("action {action} is not served by this build yet"))
+fn not_served(what: &str) -> ApiError {
+    ApiError::NotImplemented(format!("{what} is not served by this build yet"))
+}
+
+fn accepted(message: String, data: Option<Value>) -> Answer {
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Envelope {
+            error: false,
+            message,
+            data,
+        }),
+    ))
+}
+
+async fn authenticate(state: &AppState, credentials: AuthPayload) -> Answer {
+    let reply = state.auth.post("/authenticate", &credentials).await?;
+    let reply = relay_failure(state.auth.name(), reply)?;
+    accepted("Authenticated!".into(), reply.envelope.data)
+}
+
+async fn log(state: &AppState, transport: Transport, entry: LogPayload) -> Answer {
+    validate(&entry)?;
+    let message = match transport {
+        Transport::Rpc => state.rpc_logger.log(&entry.name, &entry.data).await?,
+        Transport::Grpc => {
+            state.grpc_logger.log(&entry.name, &entry.data).await?;
+            format!("Processed payload via gRPC: {}", entry.name)
+        }
+        Transport::Http => {
+            let reply = state.logger.post("/log", &entry).await?;
+            relay_failure(state.logger.name(), reply)?;
+            format!("Processed payload via HTTP: {}", entry.name)
+        }
+        Transport::Amqp => return Err(not_served("the amqp transport")),
+    };
+    accepted(message, None)
+}
+
+/// The logger's bounds, checked here too so a bad entry is refused the same
+/// way on every transport, before anything is sent.
+fn validate(entry: &LogPayload) -> Result<(), ApiError> {
+    if entry.name.trim().is_empty() {
+        return Err(ApiError::BadRequest("log name must not be empty".into()));
+    }
+    if entry.name.len() > MAX_LOG_NAME_BYTES {
+        return Err(ApiError::BadRequest(format!(
+            "log name is longer than {MAX_LOG_NAME_BYTES} bytes"
+        )));
+    }
+    if entry.data.len() > MAX_LOG_DATA_BYTES {
+        return Err(ApiError::BadRequest(format!(
+            "log data is longer than {MAX_LOG_DATA_BYTES} bytes"
+        )));
+    }
+    Ok(())
+}
+
+/// The newest entries, for the test page: `GET /logs?limit=N` (default 10,
+/// at most 100).
+async fn recent_logs(State(state): State<AppState>, RawQuery(query): RawQuery) -> Answer {
+    let mut limit = 10u32;
+    for (key, value) in query
+        .as_deref()
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+    {
+        if key == "limit" {
+            limit = value
+                .parse()
+                .ok()
+                .filter(|n| (1..=100).contains(n))
+                .ok_or_else(|| {
+                    ApiError::BadRequest("limit must be a whole number from 1 to 100".into())
+                })?;
+        }
+    }
+    let reply = state.logger.get(&format!("/logs?limit={limit}")).await?;
+    let reply = relay_failure(state.logger.name(), reply)?;
+    Ok((
+        StatusCode::OK,
+        Json(Envelope {
+            error: false,
+            message: "logs".into(),
+            data: reply.envelope.data,
+        }),
+    ))
+}
+
+/// Passes a service's success through; turns its failure into the broker's:
+/// the caller's own mistakes (400, 401, 404) keep their status, anything
+/// else is the dependency's failure (502).
+fn relay_failure(service: &str, reply: Reply) -> Result<Reply, ApiError> {
+    let message = reply.envelope.message.clone();
+    match reply.status {
+        s if s.is_success() => Ok(reply),
+        StatusCode::BAD_REQUEST => Err(ApiError::BadRequest(message)),
+        StatusCode::UNAUTHORIZED => Err(ApiError::Unauthorized(message)),
+        StatusCode::NOT_FOUND => Err(ApiError::NotFound(message)),
+        status => Err(ApiError::BadGateway(format!(
+            "{service} answered {status}: {message}"
+        ))),
+    }
 }

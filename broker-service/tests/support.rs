@@ -43,6 +43,7 @@ pub fn config() -> Config {
         logger_grpc_url: dead("http"),
         mail_url: dead("http"),
         amqp_url: dead("amqp"),
+        upstream_timeout: Duration::from_secs(2),
     }
 }
 

@@ -51,18 +51,23 @@ ensure_rabbitmq() {
   say "RabbitMQ ready on 127.0.0.1:5672"
 }
 
+SECANTUSD=$INFRA_DIR/venv/bin/secantusd-py
+
+install_mongo() {
+  [ -x "$SECANTUSD" ] && return
+  command -v python3 >/dev/null || apt_install python3 python3-venv
+  python3 -m venv "$INFRA_DIR/venv" 2>/dev/null || {
+    apt_install python3-venv
+    python3 -m venv "$INFRA_DIR/venv"
+  }
+  say "installing secantusdb $SECANTUSDB_VERSION (MongoDB-compatible server)"
+  "$INFRA_DIR/venv/bin/pip" install -q --disable-pip-version-check --pre "secantusdb==$SECANTUSDB_VERSION"
+}
+
 ensure_mongo() {
   if ! port_open 127.0.0.1 27017; then
-    local bin=$INFRA_DIR/venv/bin/secantusd-py
-    if [ ! -x "$bin" ]; then
-      command -v python3 >/dev/null || apt_install python3 python3-venv
-      python3 -m venv "$INFRA_DIR/venv" 2>/dev/null || {
-        apt_install python3-venv
-        python3 -m venv "$INFRA_DIR/venv"
-      }
-      say "installing secantusdb $SECANTUSDB_VERSION (MongoDB-compatible server)"
-      "$INFRA_DIR/venv/bin/pip" install -q --disable-pip-version-check --pre "secantusdb==$SECANTUSDB_VERSION"
-    fi
+    install_mongo
+    local bin=$SECANTUSD
     mkdir -p "$INFRA_DIR/mongo-data"
     say "starting the MongoDB-compatible server"
     # --standalone: as a replica set its insert rate decays with every write.
@@ -96,7 +101,19 @@ ensure_mailcatcher() {
 for tool in curl timeout; do
   command -v "$tool" >/dev/null || apt_install curl coreutils
 done
-ensure_postgres
-ensure_rabbitmq
-ensure_mongo
-ensure_mailcatcher
+
+# With no arguments: everything the native stack needs, started. Otherwise
+# the named steps only (the tests install the MongoDB-compatible server but
+# start their own, on random ports).
+steps=("$@")
+[ ${#steps[@]} -gt 0 ] || steps=(postgres rabbitmq mongo mailcatcher)
+for step in "${steps[@]}"; do
+  case $step in
+    postgres) ensure_postgres ;;
+    rabbitmq) ensure_rabbitmq ;;
+    mongo) ensure_mongo ;;
+    mongo-install) install_mongo ;;
+    mailcatcher) ensure_mailcatcher ;;
+    *) die "unknown step $step (postgres, rabbitmq, mongo, mongo-install, mailcatcher)" ;;
+  esac
+done

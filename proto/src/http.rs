@@ -133,6 +133,19 @@ pub struct MailPayload {
     pub message: String,
 }
 
+/// A user as authentication-service returns it: never with the password
+/// hash. Times are RFC 3339 in UTC.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub id: i32,
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub active: bool,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
 /// A stored log entry as the logger returns it. `id` is the hex ObjectId;
 /// times are RFC 3339 in UTC.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,6 +8,7 @@
 //! - [`http`]: the HTTP conventions: the error envelope, the JSON body rules,
 //!   the per-request log line and timeout, and a bounded graceful drain.
 //! - [`health`]: `/healthz`, `/ping` and `/readyz` with dependency checks.
+//! - [`upstream`]: a pooled JSON client for calling the other services.
 //! - [`main`]: the common start-up sequence of a service binary.
 
 pub mod config;
@@ -15,6 +16,7 @@ pub mod health;
 pub mod http;
 pub mod shutdown;
 pub mod telemetry;
+pub mod upstream;
 
 mod start;
 pub use start::main;

@@ -1,0 +1,31 @@
+//! Every login attempt is logged to logger-service under the name
+//! `authentication`, in the background: a logger outage never fails or
+//! slows a login.
+
+use serde_json::json;
+use service_kit::upstream::ServiceClient;
+
+#[derive(Clone)]
+pub struct ActivityLog {
+    logger: ServiceClient,
+}
+
+impl ActivityLog {
+    pub fn new(logger: ServiceClient) -> Self {
+        Self { logger }
+    }
+
+    pub fn record(&self, data: String) {
+        let logger = self.logger.clone();
+        tokio::spawn(async move {
+            let entry = json!({"name": "authentication", "data": data});
+            match logger.post("/log", &entry).await {
+                Ok(reply) if reply.status.is_success() => {}
+                Ok(reply) => {
+                    tracing::warn!(status = %reply.status, message = reply.envelope.message, "logger refused a login entry")
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot log a login attempt"),
+            }
+        });
+    }
+}

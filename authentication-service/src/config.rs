@@ -1,0 +1,32 @@
+//! authentication-service's configuration (SPEC §2), from the environment.
+
+use std::time::Duration;
+
+use service_kit::config::{ConfigError, Env, ServerConfig, Url};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    /// `DATABASE_URL`: the PostgreSQL database holding `users`.
+    pub database_url: Url,
+    /// `LOGGER_URL`: where login attempts are logged.
+    pub logger_url: Url,
+    /// `MIGRATE_TIMEOUT_SECS`: how long start-up waits for PostgreSQL to
+    /// accept the migrations before giving up (default 30).
+    pub migrate_timeout: Duration,
+}
+
+impl Config {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            server: ServerConfig::from_env(env, "127.0.0.1:8082")?,
+            database_url: env.url(
+                "DATABASE_URL",
+                "postgres://postgres:password@127.0.0.1:5432/users",
+                &["postgres", "postgresql"],
+            )?,
+            logger_url: env.url("LOGGER_URL", "http://127.0.0.1:8083", &["http", "https"])?,
+            migrate_timeout: env.seconds("MIGRATE_TIMEOUT_SECS", "30")?,
+        })
+    }
+}

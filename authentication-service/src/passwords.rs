@@ -1,0 +1,51 @@
+//! Password checks with bcrypt, off the async runtime.
+
+use anyhow::Context;
+use service_kit::http::ApiError;
+use tracing::Instrument;
+
+/// bcrypt reads at most 72 bytes and silently ignores the rest, so longer
+/// passwords are refused rather than half-checked.
+pub const MAX_PASSWORD_BYTES: usize = 72;
+
+/// The cost of the hash an unknown user is checked against; it matches the
+/// seed user's, so an unknown email costs as much time as a wrong password.
+const DUMMY_COST: u32 = 10;
+
+pub struct Passwords {
+    dummy_hash: String,
+}
+
+impl Passwords {
+    pub async fn new() -> anyhow::Result<Self> {
+        let dummy_hash =
+            tokio::task::spawn_blocking(|| bcrypt::hash("no user has this password", DUMMY_COST))
+                .await
+                .context("hashing task failed")?
+                .context("cannot compute the dummy hash")?;
+        Ok(Self { dummy_hash })
+    }
+
+    /// Checks `password` against `hash`, or against the dummy hash when
+    /// there is no user, on the blocking pool so a burst of logins never
+    /// stalls other requests. Always `false` for the dummy.
+    pub async fn verify(&self, password: &str, hash: Option<&str>) -> Result<bool, ApiError> {
+        let is_dummy = hash.is_none();
+        let hash = hash.unwrap_or(&self.dummy_hash).to_owned();
+        let password = password.to_owned();
+        let span = tracing::Span::current();
+        let matches = tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            bcrypt::verify(password, &hash)
+        })
+        .in_current_span()
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("bcrypt task failed")))?;
+        // A stored hash that bcrypt cannot read is treated as a mismatch.
+        let matches = matches.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "unreadable password hash");
+            false
+        });
+        Ok(matches && !is_dummy)
+    }
+}

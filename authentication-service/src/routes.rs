@@ -1,0 +1,64 @@
+//! `POST /authenticate`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use proto::http::{AuthPayload, Envelope, User};
+use service_kit::http::{ApiError, JsonBody};
+
+use crate::AppState;
+use crate::passwords::MAX_PASSWORD_BYTES;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/authenticate", post(authenticate))
+        .with_state(state)
+}
+
+/// The one answer for an unknown user, a wrong password and an inactive user.
+fn invalid_credentials() -> ApiError {
+    ApiError::Unauthorized("invalid credentials".into())
+}
+
+#[tracing::instrument(skip_all, fields(email = %credentials.email))]
+async fn authenticate(
+    State(state): State<AppState>,
+    JsonBody(credentials): JsonBody<AuthPayload>,
+) -> Result<(StatusCode, Json<Envelope<User>>), ApiError> {
+    if credentials.password.len() > MAX_PASSWORD_BYTES {
+        return Err(ApiError::BadRequest(format!(
+            "password is longer than {MAX_PASSWORD_BYTES} bytes"
+        )));
+    }
+    let user = state.users.find_by_email(&credentials.email).await?;
+    // The hash is checked even for an unknown or inactive user, so every
+    // failure takes as long as a wrong password.
+    let matches = state
+        .passwords
+        .verify(
+            &credentials.password,
+            user.as_ref().map(|u| u.password.as_str()),
+        )
+        .await?;
+    match user {
+        Some(user) if matches && user.user_active => {
+            state
+                .activity
+                .record(format!("Logged in user {}", user.email));
+            Ok((
+                StatusCode::ACCEPTED,
+                Json(Envelope::with_data(
+                    format!("Logged in user {}", user.email),
+                    user.to_user(),
+                )),
+            ))
+        }
+        _ => {
+            state
+                .activity
+                .record(format!("Failed login for {}", credentials.email));
+            Err(invalid_credentials())
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! The logger over gRPC: one tonic channel, created once and shared. The
+//! channel dials lazily and re-dials by itself after the connection is lost.
+
+use std::time::Duration;
+
+use proto::grpc::log_service_client::LogServiceClient;
+use proto::grpc::{Log, LogRequest};
+use service_kit::config::Url;
+use service_kit::http::ApiError;
+use tonic::Code;
+use tonic::transport::{Channel, Endpoint};
+
+#[derive(Clone)]
+pub struct GrpcLogger {
+    client: LogServiceClient<Channel>,
+    timeout: Duration,
+}
+
+impl GrpcLogger {
+    pub fn new(url: &Url, timeout: Duration) -> anyhow::Result<Self> {
+        let channel = Endpoint::from_shared(url.to_string())?
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(timeout)
+            .tcp_nodelay(true)
+            .connect_lazy();
+        Ok(Self {
+            client: LogServiceClient::new(channel),
+            timeout,
+        })
+    }
+
+    /// Writes one entry; answers the logger's result (`"logged!"`).
+    pub async fn log(&self, name: &str, data: &str) -> Result<String, ApiError> {
+        let request = LogRequest {
+            log_entry: Some(Log {
+                name: name.to_owned(),
+                data: data.to_owned(),
+            }),
+        };
+        match self.client.clone().write_log(request).await {
+            Ok(response) => Ok(response.into_inner().result),
+            Err(status) => Err(match status.code() {
+                Code::InvalidArgument => ApiError::BadRequest(status.message().to_owned()),
+                Code::DeadlineExceeded | Code::Cancelled => ApiError::Timeout(format!(
+                    "logger-service did not answer over gRPC within {} ms",
+                    self.timeout.as_millis()
+                )),
+                Code::Unavailable => ApiError::Unavailable(format!(
+                    "logger-service gRPC is unavailable: {}",
+                    status.message()
+                )),
+                code => ApiError::BadGateway(format!(
+                    "logger-service gRPC failed ({code:?}): {}",
+                    status.message()
+                )),
+            }),
+        }
+    }
+}

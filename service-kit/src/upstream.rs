@@ -1,0 +1,103 @@
+//! A JSON-over-HTTP client for calling the system's own services, created
+//! once per service and reused (its connection pool is kept warm).
+//!
+//! Every call is bounded by a timeout, and transport failures map onto the
+//! status codes of SPEC §3: unreachable → 503, too slow → 504, an answer that
+//! is not the envelope → 502.
+
+use std::time::Duration;
+
+use proto::http::Envelope;
+use reqwest::{StatusCode, Url};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::http::ApiError;
+
+/// What a service answered: its status and its envelope.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub envelope: Envelope<Value>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ServiceClient {
+    name: &'static str,
+    base: Url,
+    http: reqwest::Client,
+    timeout: Duration,
+}
+
+impl ServiceClient {
+    /// A client for the service called `name` at `base`; each call may take
+    /// at most `timeout`, connecting at most 2 s of it.
+    pub fn new(name: &'static str, base: Url, timeout: Duration) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(timeout.min(Duration::from_secs(2)))
+            .timeout(timeout)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .expect("a plain-HTTP client with timeouts always builds");
+        Self {
+            name,
+            base,
+            http,
+            timeout,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// `POST <base><path>` with a JSON body.
+    pub async fn post<T: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        body: &T,
+    ) -> Result<Reply, ApiError> {
+        self.send(self.http.post(self.url(path)?).json(body)).await
+    }
+
+    /// `GET <base><path_and_query>`.
+    pub async fn get(&self, path_and_query: &str) -> Result<Reply, ApiError> {
+        self.send(self.http.get(self.url(path_and_query)?)).await
+    }
+
+    fn url(&self, path: &str) -> Result<Url, ApiError> {
+        self.base
+            .join(path.trim_start_matches('/'))
+            .map_err(|e| ApiError::Internal(e.into()))
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<Reply, ApiError> {
+        let response = request.send().await.map_err(|e| self.transport_error(&e))?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(&e))?;
+        let envelope = serde_json::from_slice(&body).map_err(|_| {
+            ApiError::BadGateway(format!(
+                "{} answered {status} without a JSON envelope",
+                self.name
+            ))
+        })?;
+        Ok(Reply { status, envelope })
+    }
+
+    fn transport_error(&self, error: &reqwest::Error) -> ApiError {
+        if error.is_timeout() {
+            ApiError::Timeout(format!(
+                "{} did not answer within {} ms",
+                self.name,
+                self.timeout.as_millis()
+            ))
+        } else if error.is_connect() {
+            ApiError::Unavailable(format!("{} is unreachable", self.name))
+        } else {
+            ApiError::BadGateway(format!("{} failed: {error}", self.name))
+        }
+    }
+}

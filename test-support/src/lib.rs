@@ -1,0 +1,136 @@
+//! Real servers for the integration tests, on random ports, so tests never
+//! share state and never need a mock:
+//!
+//! - [`fresh_postgres_database`]: a new, empty database on the local
+//!   PostgreSQL server (`TEST_DATABASE_URL` names the server).
+//! - [`MongoServer`]: a MongoDB-wire-compatible server process of its own,
+//!   in memory, stopped when dropped.
+//! - [`free_port`]: a local TCP port nothing listens on.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use sqlx::Connection;
+
+/// A local port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind a free port")
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The workspace root (tests run with the crate directory as cwd).
+fn workspace_root() -> PathBuf {
+    let mut dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    dir.pop();
+    dir
+}
+
+fn unique_suffix() -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{}_{}_{}",
+        std::process::id(),
+        nanos,
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The server the test databases are created on.
+pub fn postgres_admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres:password@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// Creates an empty database with a unique name and returns its URL. The
+/// databases are left behind for inspection; they are small.
+pub async fn fresh_postgres_database() -> String {
+    let admin = postgres_admin_url();
+    let name = format!("test_{}", unique_suffix());
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {admin} (run `make infra`): {e}"));
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        .execute(&mut conn)
+        .await
+        .expect("create the test database");
+    let (base, _) = admin
+        .rsplit_once('/')
+        .expect("the admin URL names a database");
+    format!("{base}/{name}")
+}
+
+/// A MongoDB-wire-compatible server (secantusdb, see SPEC §6) of this test's
+/// own, on a random port, keeping its data in memory. Killed on drop.
+pub struct MongoServer {
+    child: Child,
+    port: u16,
+}
+
+impl MongoServer {
+    /// `SECANTUSD_BIN` overrides where the server's launcher is; by default
+    /// it is the one `make infra` installs under `.infra/venv`.
+    pub fn start() -> Self {
+        let bin = std::env::var_os("SECANTUSD_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace_root().join(".infra/venv/bin/secantusd-py"));
+        assert!(
+            bin.exists(),
+            "{} is missing: run `make infra` first",
+            bin.display()
+        );
+        let port = free_port();
+        let child = Command::new(&bin)
+            .args([
+                "--standalone",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+            ])
+            .args(["--storage-path", ":memory:", "--log-level", "WARNING"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        let server = Self { child, port };
+        server.wait_until_listening(Duration::from_secs(30));
+        server
+    }
+
+    fn wait_until_listening(&self, limit: Duration) {
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                started.elapsed() < limit,
+                "the MongoDB-compatible server did not listen within {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn url(&self) -> String {
+        format!("mongodb://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for MongoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

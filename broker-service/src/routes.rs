@@ -5,7 +5,6 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use proto::http::{AuthPayload, Envelope, LogPayload, RequestPayload, Transport};
-use proto::{MAX_LOG_DATA_BYTES, MAX_LOG_NAME_BYTES};
 use serde_json::Value;
 use service_kit::http::{ApiError, JsonBody};
 use service_kit::upstream::Reply;
@@ -109,20 +108,7 @@ async fn log(state: &AppState, transport: Transport, entry: LogPayload) -> Answe
 /// The logger's bounds, checked here too so a bad entry is refused the same
 /// way on every transport, before anything is sent.
 fn validate(entry: &LogPayload) -> Result<(), ApiError> {
-    if entry.name.trim().is_empty() {
-        return Err(ApiError::BadRequest("log name must not be empty".into()));
-    }
-    if entry.name.len() > MAX_LOG_NAME_BYTES {
-        return Err(ApiError::BadRequest(format!(
-            "log name is longer than {MAX_LOG_NAME_BYTES} bytes"
-        )));
-    }
-    if entry.data.len() > MAX_LOG_DATA_BYTES {
-        return Err(ApiError::BadRequest(format!(
-            "log data is longer than {MAX_LOG_DATA_BYTES} bytes"
-        )));
-    }
-    Ok(())
+    proto::check_log_entry(&entry.name, &entry.data).map_err(ApiError::BadRequest)
 }
 
 /// The newest entries, for the test page: `GET /logs?limit=N` (default 10,

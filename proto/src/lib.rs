@@ -19,3 +19,25 @@ pub mod grpc {
 pub const MAX_LOG_NAME_BYTES: usize = 256;
 /// Upper bound on a log entry's `data`, in bytes, on every transport.
 pub const MAX_LOG_DATA_BYTES: usize = 64 * 1024;
+
+/// The bounds every transport enforces on a log entry: `name` non-blank and
+/// at most [`MAX_LOG_NAME_BYTES`], `data` at most [`MAX_LOG_DATA_BYTES`]
+/// (it may be empty). The error says which rule was broken.
+pub fn check_log_entry(name: &str, data: &str) -> Result<(), String> {
+    if name.trim().is_empty() {
+        return Err("name is required and must not be blank".into());
+    }
+    if name.len() > MAX_LOG_NAME_BYTES {
+        return Err(format!(
+            "name is {} bytes; at most {MAX_LOG_NAME_BYTES} are allowed",
+            name.len()
+        ));
+    }
+    if data.len() > MAX_LOG_DATA_BYTES {
+        return Err(format!(
+            "data is {} bytes; at most {MAX_LOG_DATA_BYTES} are allowed",
+            data.len()
+        ));
+    }
+    Ok(())
+}

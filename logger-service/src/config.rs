@@ -1,0 +1,93 @@
+//! The logger's configuration (SPEC §2), from the environment.
+
+use std::net::SocketAddr;
+
+use service_kit::config::{ConfigError, Env, ServerConfig, Url};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    /// `RPC_ADDR`: where the tarpc server listens.
+    pub rpc_addr: SocketAddr,
+    /// `GRPC_ADDR`: where the gRPC server listens.
+    pub grpc_addr: SocketAddr,
+    /// `MONGO_URL`: the MongoDB server. May carry credentials, so it is never
+    /// logged whole.
+    pub mongo_url: Url,
+    /// `MONGO_DATABASE`: the database holding the `logs` collection.
+    pub mongo_database: String,
+}
+
+impl Config {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            server: ServerConfig::from_env(env, "127.0.0.1:8083")?,
+            rpc_addr: env.socket_addr("RPC_ADDR", "127.0.0.1:5001")?,
+            grpc_addr: env.socket_addr("GRPC_ADDR", "127.0.0.1:50001")?,
+            // Only `mongodb://`: the driver is built without its DNS resolver,
+            // so a `mongodb+srv://` URL could never connect.
+            mongo_url: env.url("MONGO_URL", "mongodb://127.0.0.1:27017", &["mongodb"])?,
+            mongo_database: database_name(env)?,
+        })
+    }
+
+    /// Every listener on a random local port, against the MongoDB server at
+    /// `mongo_url`, with short timeouts.
+    pub fn for_tests(mongo_url: Url) -> Self {
+        let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+        Self {
+            server: ServerConfig::for_tests(),
+            rpc_addr: any_port,
+            grpc_addr: any_port,
+            mongo_url,
+            mongo_database: "logs".to_owned(),
+        }
+    }
+}
+
+/// MongoDB refuses these characters in database names, and only says so at
+/// the first write; refusing them here stops the service at start instead.
+fn database_name(env: &Env) -> Result<String, ConfigError> {
+    let name = env.string("MONGO_DATABASE", "logs");
+    let bad = name.len() > 63
+        || name
+            .chars()
+            .any(|c| matches!(c, '/' | '\\' | '.' | ' ' | '"' | '$' | '\0'));
+    if bad {
+        return Err(ConfigError {
+            variable: "MONGO_DATABASE".to_owned(),
+            value: name,
+            reason: "must be at most 63 bytes without / \\ . space \" $".to_owned(),
+        });
+    }
+    Ok(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_native_addresses() {
+        let config = Config::from_env(&Env::default()).unwrap();
+        assert_eq!(config.server.http_addr.to_string(), "127.0.0.1:8083");
+        assert_eq!(config.rpc_addr.to_string(), "127.0.0.1:5001");
+        assert_eq!(config.grpc_addr.to_string(), "127.0.0.1:50001");
+        assert_eq!(config.mongo_url.as_str(), "mongodb://127.0.0.1:27017");
+        assert_eq!(config.mongo_database, "logs");
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        for (variable, value) in [
+            ("RPC_ADDR", "5001"),
+            ("GRPC_ADDR", "localhost"),
+            ("MONGO_URL", "http://127.0.0.1:27017"),
+            ("MONGO_URL", "mongodb+srv://cluster.example.com"),
+            ("MONGO_DATABASE", "my.logs"),
+        ] {
+            let err = Config::from_env(&Env::from_pairs([(variable, value)])).unwrap_err();
+            assert_eq!(err.variable, variable, "{value}");
+        }
+    }
+}

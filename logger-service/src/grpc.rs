@@ -1,0 +1,141 @@
+//! The gRPC server (SPEC §4): `logs.LogService/WriteLog` plus the standard
+//! `grpc.health.v1.Health` service.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use proto::grpc::log_service_server::{LogService, LogServiceServer};
+use proto::grpc::{LogRequest, LogResponse};
+use service_kit::shutdown::CancellationToken;
+use tokio::net::TcpListener;
+use tonic::transport::server::TcpIncoming;
+use tonic::{Request, Response, Status};
+use tonic_health::server::HealthReporter;
+
+use crate::store::{LogStore, NewLog, StoreError};
+
+/// The largest request message accepted; an entry is at most about 64 KiB.
+const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+
+impl From<StoreError> for Status {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::InvalidArgument(m) => Status::invalid_argument(m),
+            e @ StoreError::NotFound(_) => Status::not_found(e.to_string()),
+            e @ StoreError::Unavailable(_) => Status::unavailable(e.to_string()),
+            StoreError::Internal(e) => {
+                tracing::error!(error = format!("{e:#}"), "gRPC WriteLog failed");
+                Status::internal("the entry could not be stored")
+            }
+        }
+    }
+}
+
+/// Answers `WriteLog` by storing the entry.
+struct GrpcLogService {
+    store: LogStore,
+}
+
+#[tonic::async_trait]
+impl LogService for GrpcLogService {
+    async fn write_log(
+        &self,
+        request: Request<LogRequest>,
+    ) -> Result<Response<LogResponse>, Status> {
+        let started = Instant::now();
+        let result: Result<_, Status> = async {
+            let log = request
+                .into_inner()
+                .log_entry
+                .ok_or_else(|| Status::invalid_argument("log_entry is required"))?;
+            self.store.insert(NewLog::new(log.name, log.data)?).await?;
+            Ok(Response::new(LogResponse {
+                result: "logged!".to_owned(),
+            }))
+        }
+        .await;
+        let latency_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
+        match &result {
+            Ok(_) => tracing::info!(method = "WriteLog", latency_ms, "grpc"),
+            Err(s) => {
+                tracing::info!(method = "WriteLog", latency_ms, code = ?s.code(), error = s.message(), "grpc")
+            }
+        }
+        result
+    }
+}
+
+/// The gRPC listener, bound and ready to serve.
+pub struct GrpcServer {
+    listener: TcpListener,
+    store: LogStore,
+    request_timeout: Duration,
+    grace: Duration,
+}
+
+impl GrpcServer {
+    pub async fn bind(
+        addr: SocketAddr,
+        store: LogStore,
+        request_timeout: Duration,
+        grace: Duration,
+    ) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen for gRPC on {addr}"))?;
+        Ok(Self {
+            listener,
+            store,
+            request_timeout,
+            grace,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` is cancelled, then lets in-flight calls
+    /// finish for at most the grace period.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let addr = self.listener.local_addr()?;
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health
+            .set_serving::<LogServiceServer<GrpcLogService>>()
+            .await;
+        let logs = LogServiceServer::new(GrpcLogService { store: self.store })
+            .max_decoding_message_size(MAX_MESSAGE_BYTES);
+        let server = tonic::transport::Server::builder()
+            .timeout(self.request_timeout)
+            .add_service(health_service)
+            .add_service(logs)
+            .serve_with_incoming_shutdown(
+                TcpIncoming::from(self.listener),
+                stop_serving(health, shutdown.clone()),
+            );
+        tracing::info!(%addr, "gRPC listening");
+        let drain_deadline = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(self.grace).await;
+        };
+        tokio::select! {
+            result = server => result.context("gRPC server failed")?,
+            () = drain_deadline => tracing::warn!(
+                grace_ms = self.grace.as_millis() as u64,
+                "in-flight gRPC calls did not finish in time; closing them"
+            ),
+        }
+        tracing::info!("gRPC server stopped");
+        Ok(())
+    }
+}
+
+/// Resolves on shutdown, after telling health watchers the service is
+/// going away.
+async fn stop_serving(health: HealthReporter, shutdown: CancellationToken) {
+    shutdown.cancelled().await;
+    health
+        .set_not_serving::<LogServiceServer<GrpcLogService>>()
+        .await;
+}

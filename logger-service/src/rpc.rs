@@ -1,0 +1,155 @@
+//! The tarpc server (SPEC §4): `LogService::log_info` over JSON-framed TCP.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use futures::StreamExt;
+use proto::rpc::{LogRpcError, LogService};
+use service_kit::shutdown::CancellationToken;
+use tarpc::serde_transport::Transport;
+use tarpc::server::{BaseChannel, Channel};
+use tarpc::tokio_serde::formats::Json;
+use tokio::net::TcpStream;
+use tokio::task::JoinSet;
+
+use crate::store::{LogStore, NewLog, StoreError};
+
+/// The largest frame a client may send. An entry is at most 64 KiB of data
+/// plus a 256-byte name, which JSON escaping can at most grow sixfold.
+const MAX_FRAME_BYTES: usize = 1024 * 1024;
+/// How long to wait before accepting again after an accept error, so a
+/// lack of file descriptors does not turn into a busy loop.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+type Request = tarpc::ClientMessage<proto::rpc::LogServiceRequest>;
+type Response = tarpc::Response<proto::rpc::LogServiceResponse>;
+type Codec = Json<Request, Response>;
+type Incoming = tarpc::serde_transport::tcp::Incoming<Request, Response, Codec, fn() -> Codec>;
+type ServerTransport = Transport<TcpStream, Request, Response, Codec>;
+
+impl From<StoreError> for LogRpcError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::InvalidArgument(m) => LogRpcError::InvalidArgument(m),
+            // Not reachable from log_info; kept total for future calls.
+            e @ StoreError::NotFound(_) => LogRpcError::InvalidArgument(e.to_string()),
+            e @ StoreError::Unavailable(_) => LogRpcError::Unavailable(e.to_string()),
+            StoreError::Internal(e) => {
+                tracing::error!(error = format!("{e:#}"), "RPC log_info failed");
+                LogRpcError::Unavailable("the entry could not be stored".into())
+            }
+        }
+    }
+}
+
+/// Answers `log_info` calls by storing the entry.
+#[derive(Clone)]
+struct RpcLogService {
+    store: LogStore,
+}
+
+impl LogService for RpcLogService {
+    async fn log_info(
+        self,
+        _: tarpc::context::Context,
+        name: String,
+        data: String,
+    ) -> Result<String, LogRpcError> {
+        let started = Instant::now();
+        let result = async {
+            let entry = NewLog::new(name, data)?;
+            let message = format!("Processed payload via RPC: {}", entry.name());
+            self.store.insert(entry).await?;
+            Ok::<_, StoreError>(message)
+        }
+        .await
+        .map_err(LogRpcError::from);
+        let latency_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
+        match &result {
+            Ok(_) => tracing::info!(method = "log_info", latency_ms, "rpc"),
+            Err(e) => tracing::info!(method = "log_info", latency_ms, error = %e, "rpc"),
+        }
+        result
+    }
+}
+
+/// The tarpc listener, bound and ready to serve.
+pub struct RpcServer {
+    incoming: Incoming,
+    store: LogStore,
+}
+
+impl RpcServer {
+    pub async fn bind(addr: SocketAddr, store: LogStore) -> anyhow::Result<Self> {
+        let codec: fn() -> Codec = Json::default;
+        let mut incoming = tarpc::serde_transport::tcp::listen(addr, codec)
+            .await
+            .with_context(|| format!("cannot listen for RPC on {addr}"))?;
+        incoming.config_mut().max_frame_length(MAX_FRAME_BYTES);
+        Ok(Self { incoming, store })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.incoming.local_addr()
+    }
+
+    /// Accepts connections until `shutdown` is cancelled, then stops
+    /// accepting and closes every connection. A call in flight at that
+    /// moment gets no answer; its client sees the connection close.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let Self {
+            mut incoming,
+            store,
+        } = self;
+        tracing::info!(addr = %incoming.local_addr(), "RPC listening");
+        let service = RpcLogService { store };
+        let mut connections = JoinSet::new();
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                // Reap finished connections so the set does not grow.
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                accepted = incoming.next() => match accepted {
+                    Some(Ok(transport)) => {
+                        connections.spawn(serve_connection(transport, service.clone(), shutdown.clone()));
+                    }
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "RPC accept failed");
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    }
+                    None => anyhow::bail!("the RPC listener closed"),
+                },
+            }
+        }
+        drop(incoming);
+        // Every connection task watches the token and ends at once.
+        while connections.join_next().await.is_some() {}
+        tracing::info!("RPC server stopped");
+        Ok(())
+    }
+}
+
+/// Serves one client connection until it closes or `shutdown` is cancelled.
+async fn serve_connection(
+    transport: ServerTransport,
+    service: RpcLogService,
+    shutdown: CancellationToken,
+) {
+    let peer = transport.peer_addr().ok();
+    tracing::debug!(?peer, "RPC connection opened");
+    let requests = BaseChannel::with_defaults(transport).execute(service.serve());
+    futures::pin_mut!(requests);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            next = requests.next() => match next {
+                Some(call) => {
+                    tokio::spawn(call);
+                }
+                None => break,
+            },
+        }
+    }
+    tracing::debug!(?peer, "RPC connection closed");
+}

@@ -1,0 +1,349 @@
+//! The MongoDB store behind all three transports: collection `logs` with
+//! documents `{_id, name, data, created_at, updated_at}`.
+//!
+//! Entries can only be written as a [`NewLog`], whose constructor is the one
+//! place the bounds of SPEC §4 are checked. Every operation is bounded by
+//! [`OPERATION_TIMEOUT`], so a MongoDB outage is a prompt
+//! [`StoreError::Unavailable`], never a hang.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chrono::{SecondsFormat, Utc};
+use futures::TryStreamExt;
+use futures::future::BoxFuture;
+use mongodb::bson::oid::ObjectId;
+use mongodb::bson::{DateTime, doc};
+use mongodb::error::ErrorKind;
+use mongodb::options::{ClientOptions, ReturnDocument};
+use mongodb::{Client, Collection, IndexModel};
+use proto::http::LogEntry;
+use serde::{Deserialize, Serialize};
+use service_kit::config::Url;
+use service_kit::health::ReadinessCheck;
+use service_kit::shutdown::CancellationToken;
+
+/// The collection every entry lives in.
+pub const COLLECTION: &str = "logs";
+/// How long the driver looks for a usable server (and a TCP connect may
+/// take) before an operation fails.
+pub const SERVER_SELECTION_TIMEOUT: Duration = Duration::from_secs(3);
+/// The longest any one store operation may take, retries included.
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
+/// Entries per page when the caller does not say.
+pub const DEFAULT_PAGE_SIZE: u32 = 100;
+/// The most entries one page may hold.
+pub const MAX_PAGE_SIZE: u32 = 1000;
+
+/// Why a store operation did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The caller's input breaks a rule (a bound, a malformed id).
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// No entry has this id.
+    #[error("no log entry with id {0}")]
+    NotFound(String),
+    /// MongoDB cannot be reached or did not answer in time.
+    #[error("MongoDB is unavailable: {0}")]
+    Unavailable(String),
+    /// MongoDB answered with an error, or an answer could not be read.
+    #[error(transparent)]
+    Internal(anyhow::Error),
+}
+
+impl From<mongodb::error::Error> for StoreError {
+    fn from(e: mongodb::error::Error) -> Self {
+        match *e.kind {
+            ErrorKind::Io(_)
+            | ErrorKind::ConnectionPoolCleared { .. }
+            | ErrorKind::ServerSelection { .. }
+            | ErrorKind::Shutdown => StoreError::Unavailable(e.to_string()),
+            _ => StoreError::Internal(anyhow::Error::new(e).context("MongoDB operation failed")),
+        }
+    }
+}
+
+/// A log entry that passed validation, ready to be stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewLog {
+    name: String,
+    data: String,
+}
+
+impl NewLog {
+    /// `name` must be non-blank and at most [`proto::MAX_LOG_NAME_BYTES`] bytes;
+    /// `data` at most [`proto::MAX_LOG_DATA_BYTES`] bytes (it may be empty). Both
+    /// are stored as given.
+    pub fn new(name: String, data: String) -> Result<Self, StoreError> {
+        proto::check_log_entry(&name, &data).map_err(StoreError::InvalidArgument)?;
+        Ok(Self { name, data })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// Which slice of the entries, newest first, to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    /// 1 to [`MAX_PAGE_SIZE`].
+    pub limit: u32,
+    pub skip: u64,
+}
+
+impl Default for Page {
+    fn default() -> Self {
+        Self {
+            limit: DEFAULT_PAGE_SIZE,
+            skip: 0,
+        }
+    }
+}
+
+/// An entry as stored in MongoDB.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LogDocument {
+    #[serde(rename = "_id")]
+    id: ObjectId,
+    name: String,
+    #[serde(default)]
+    data: String,
+    created_at: DateTime,
+    updated_at: DateTime,
+}
+
+impl From<LogDocument> for LogEntry {
+    fn from(doc: LogDocument) -> Self {
+        LogEntry {
+            id: doc.id.to_hex(),
+            name: doc.name,
+            data: doc.data,
+            created_at: rfc3339(doc.created_at),
+            updated_at: rfc3339(doc.updated_at),
+        }
+    }
+}
+
+/// RFC 3339 in UTC with milliseconds, e.g. `2024-05-01T12:00:00.123Z`.
+fn rfc3339(time: DateTime) -> String {
+    chrono::DateTime::<Utc>::from_timestamp_millis(time.timestamp_millis())
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn parse_id(id: &str) -> Result<ObjectId, StoreError> {
+    ObjectId::parse_str(id).map_err(|_| {
+        StoreError::InvalidArgument(format!("malformed id {id:?}: expected 24 hex digits"))
+    })
+}
+
+/// The log collection, shared by every transport. Cheap to clone: clones
+/// share one MongoDB client and its connection pool.
+#[derive(Clone)]
+pub struct LogStore {
+    client: Client,
+    logs: Collection<LogDocument>,
+}
+
+impl LogStore {
+    /// Sets up the client; nothing is dialed until the first operation, so
+    /// this succeeds while MongoDB is down.
+    pub async fn connect(url: &Url, database: &str) -> anyhow::Result<Self> {
+        let mut options = ClientOptions::parse(url.as_str())
+            .await
+            .context("MONGO_URL is not a usable MongoDB connection string")?;
+        options.app_name = Some("logger-service".to_owned());
+        options.server_selection_timeout = Some(SERVER_SELECTION_TIMEOUT);
+        options.connect_timeout = Some(SERVER_SELECTION_TIMEOUT);
+        let client = Client::with_options(options).context("cannot create the MongoDB client")?;
+        let logs = client.database(database).collection(COLLECTION);
+        Ok(Self { client, logs })
+    }
+
+    /// Stores a new entry and returns it as stored.
+    pub async fn insert(&self, entry: NewLog) -> Result<LogEntry, StoreError> {
+        let now = DateTime::now();
+        let doc = LogDocument {
+            id: ObjectId::new(),
+            name: entry.name,
+            data: entry.data,
+            created_at: now,
+            updated_at: now,
+        };
+        bounded(self.logs.insert_one(&doc)).await?;
+        tracing::debug!(id = %doc.id, name = doc.name, "log entry stored");
+        Ok(doc.into())
+    }
+
+    /// Entries newest first (ties by insertion order, newest first).
+    pub async fn list(&self, page: Page) -> Result<Vec<LogEntry>, StoreError> {
+        let limit = page.limit.clamp(1, MAX_PAGE_SIZE);
+        let docs: Vec<LogDocument> = bounded(async {
+            self.logs
+                .find(doc! {})
+                .sort(doc! {"created_at": -1, "_id": -1})
+                .skip(page.skip)
+                .limit(i64::from(limit))
+                .await?
+                .try_collect()
+                .await
+        })
+        .await?;
+        Ok(docs.into_iter().map(LogEntry::from).collect())
+    }
+
+    /// One entry by its hex id.
+    pub async fn get(&self, id: &str) -> Result<LogEntry, StoreError> {
+        let oid = parse_id(id)?;
+        bounded(self.logs.find_one(doc! {"_id": oid}))
+            .await?
+            .map(LogEntry::from)
+            .ok_or_else(|| StoreError::NotFound(id.to_owned()))
+    }
+
+    /// Replaces an entry's name and data and sets `updated_at`; `created_at`
+    /// stays. Returns the entry as updated.
+    pub async fn update(&self, id: &str, entry: NewLog) -> Result<LogEntry, StoreError> {
+        let oid = parse_id(id)?;
+        let set = doc! {"$set": {
+            "name": entry.name,
+            "data": entry.data,
+            "updated_at": DateTime::now(),
+        }};
+        bounded(
+            self.logs
+                .find_one_and_update(doc! {"_id": oid}, set)
+                .return_document(ReturnDocument::After),
+        )
+        .await?
+        .map(LogEntry::from)
+        .ok_or_else(|| StoreError::NotFound(id.to_owned()))
+    }
+
+    /// Drops the whole collection, then puts its index back so the next
+    /// entries are indexed too.
+    pub async fn drop_all(&self) -> Result<(), StoreError> {
+        bounded(self.logs.drop()).await?;
+        tracing::info!("log collection dropped");
+        if let Err(e) = self.ensure_indexes().await {
+            tracing::warn!(error = %e, "cannot re-create the created_at index after the drop");
+        }
+        Ok(())
+    }
+
+    /// Creates the `created_at` descending index (a no-op if it exists).
+    pub async fn ensure_indexes(&self) -> Result<(), StoreError> {
+        let index = IndexModel::builder().keys(doc! {"created_at": -1}).build();
+        bounded(self.logs.create_index(index)).await?;
+        Ok(())
+    }
+
+    /// Retries [`ensure_indexes`](Self::ensure_indexes) with a growing delay
+    /// until it succeeds or `shutdown` is cancelled, so a MongoDB that is
+    /// down at start does not stop the service from starting.
+    pub async fn keep_ensuring_indexes(self, shutdown: CancellationToken) {
+        let mut delay = Duration::from_secs(1);
+        loop {
+            let attempt = tokio::select! {
+                () = shutdown.cancelled() => return,
+                attempt = self.ensure_indexes() => attempt,
+            };
+            match attempt {
+                Ok(()) => {
+                    tracing::info!("created_at index in place");
+                    return;
+                }
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    retry_in_ms = delay.as_millis() as u64,
+                    "cannot create the created_at index yet"
+                ),
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(Duration::from_secs(30));
+        }
+    }
+
+    /// A real round trip to the server (`ping`), not just a TCP connect.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        bounded(self.client.database("admin").run_command(doc! {"ping": 1})).await?;
+        Ok(())
+    }
+}
+
+/// Cuts off an operation after [`OPERATION_TIMEOUT`].
+async fn bounded<T>(
+    operation: impl IntoFuture<Output = mongodb::error::Result<T>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(OPERATION_TIMEOUT, operation).await {
+        Ok(result) => result.map_err(StoreError::from),
+        Err(_) => Err(StoreError::Unavailable(format!(
+            "no answer within {} ms",
+            OPERATION_TIMEOUT.as_millis()
+        ))),
+    }
+}
+
+/// `/readyz`: ready while MongoDB answers a `ping`.
+pub struct MongoCheck(pub LogStore);
+
+impl ReadinessCheck for MongoCheck {
+    fn name(&self) -> &str {
+        "mongodb"
+    }
+
+    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move { self.0.ping().await.map_err(|e| e.to_string()) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::{MAX_LOG_DATA_BYTES, MAX_LOG_NAME_BYTES};
+
+    fn invalid(name: &str, data: &str) -> bool {
+        matches!(
+            NewLog::new(name.into(), data.into()),
+            Err(StoreError::InvalidArgument(_))
+        )
+    }
+
+    #[test]
+    fn names_must_be_present_and_bounded() {
+        assert!(invalid("", "x"));
+        assert!(invalid(" \t\n", "x"));
+        assert!(invalid(&"n".repeat(MAX_LOG_NAME_BYTES + 1), "x"));
+        // Bytes, not characters: 129 two-byte characters are 258 bytes.
+        assert!(invalid(&"é".repeat(129), "x"));
+        assert!(!invalid(&"n".repeat(MAX_LOG_NAME_BYTES), "x"));
+        assert!(!invalid(" event ", ""));
+    }
+
+    #[test]
+    fn data_is_bounded() {
+        assert!(invalid("event", &"d".repeat(MAX_LOG_DATA_BYTES + 1)));
+        assert!(!invalid("event", &"d".repeat(MAX_LOG_DATA_BYTES)));
+    }
+
+    #[test]
+    fn ids_are_hex_object_ids() {
+        assert!(matches!(
+            parse_id("nope"),
+            Err(StoreError::InvalidArgument(_))
+        ));
+        let oid = ObjectId::new();
+        assert_eq!(parse_id(&oid.to_hex()).unwrap(), oid);
+    }
+
+    #[test]
+    fn times_are_rfc3339_utc() {
+        let time = DateTime::from_millis(1_714_564_800_123);
+        assert_eq!(rfc3339(time), "2024-05-01T12:00:00.123Z");
+    }
+}

@@ -1,0 +1,80 @@
+//! The gRPC server, through a real tonic client.
+
+mod support;
+
+use proto::MAX_LOG_DATA_BYTES;
+use proto::grpc::log_service_client::LogServiceClient;
+use proto::grpc::{Log, LogRequest};
+use support::spawn;
+use tonic::Code;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+fn request(name: &str, data: &str) -> LogRequest {
+    LogRequest {
+        log_entry: Some(Log {
+            name: name.to_owned(),
+            data: data.to_owned(),
+        }),
+    }
+}
+
+#[tokio::test]
+async fn write_log_stores_the_entry() {
+    let logger = spawn().await;
+    let mut client = LogServiceClient::connect(logger.grpc_url()).await.unwrap();
+    let answer = client
+        .write_log(request("event", "via grpc"))
+        .await
+        .unwrap();
+    assert_eq!(answer.into_inner().result, "logged!");
+
+    let entries = logger.list("").await;
+    assert_eq!(entries.len(), 1);
+    assert_eq!(
+        (entries[0].name.as_str(), entries[0].data.as_str()),
+        ("event", "via grpc")
+    );
+    logger.stop().await;
+}
+
+#[tokio::test]
+async fn invalid_entries_are_invalid_argument_and_not_stored() {
+    let logger = spawn().await;
+    let mut client = LogServiceClient::connect(logger.grpc_url()).await.unwrap();
+    let big_data = "d".repeat(MAX_LOG_DATA_BYTES + 1);
+    for req in [
+        request("", "x"),
+        request("   ", "x"),
+        request("event", &big_data),
+        LogRequest { log_entry: None },
+    ] {
+        let status = client.write_log(req).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    }
+    assert!(logger.list("").await.is_empty());
+    logger.stop().await;
+}
+
+#[tokio::test]
+async fn the_health_service_reports_serving() {
+    let logger = spawn().await;
+    let channel = tonic::transport::Endpoint::from_shared(logger.grpc_url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = HealthClient::new(channel);
+    for service in ["", "logs.LogService"] {
+        let answer = health
+            .check(HealthCheckRequest {
+                service: service.to_owned(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(answer.status(), ServingStatus::Serving, "{service:?}");
+    }
+    logger.stop().await;
+}

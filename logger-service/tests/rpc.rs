@@ -1,0 +1,85 @@
+//! The tarpc server, through a real tarpc client over TCP.
+
+mod support;
+
+use proto::MAX_LOG_NAME_BYTES;
+use proto::rpc::{LogRpcError, LogServiceClient};
+use support::spawn;
+use tarpc::tokio_serde::formats::Json;
+
+async fn client(addr: &str) -> LogServiceClient {
+    let transport = tarpc::serde_transport::tcp::connect(addr, Json::default)
+        .await
+        .expect("the RPC port accepts");
+    LogServiceClient::new(tarpc::client::Config::default(), transport).spawn()
+}
+
+#[tokio::test]
+async fn log_info_stores_the_entry() {
+    let logger = spawn().await;
+    let client = client(&logger.rpc_addr()).await;
+    let answer = client
+        .log_info(tarpc::context::current(), "event".into(), "via rpc".into())
+        .await
+        .expect("the call completes");
+    assert_eq!(answer, Ok("Processed payload via RPC: event".to_owned()));
+
+    let entries = logger.list("").await;
+    assert_eq!(entries.len(), 1);
+    assert_eq!(
+        (entries[0].name.as_str(), entries[0].data.as_str()),
+        ("event", "via rpc")
+    );
+
+    // The connection is reused for the next call.
+    let answer = client
+        .log_info(tarpc::context::current(), "second".into(), String::new())
+        .await
+        .unwrap();
+    assert_eq!(answer, Ok("Processed payload via RPC: second".to_owned()));
+    assert_eq!(logger.list("").await[0].name, "second");
+    logger.stop().await;
+}
+
+#[tokio::test]
+async fn invalid_entries_are_refused_and_not_stored() {
+    let logger = spawn().await;
+    let client = client(&logger.rpc_addr()).await;
+    for name in [
+        String::new(),
+        " ".into(),
+        "n".repeat(MAX_LOG_NAME_BYTES + 1),
+    ] {
+        let answer = client
+            .log_info(tarpc::context::current(), name.clone(), "x".into())
+            .await
+            .unwrap();
+        assert!(
+            matches!(answer, Err(LogRpcError::InvalidArgument(_))),
+            "{name:.20?}: {answer:?}"
+        );
+    }
+    assert!(logger.list("").await.is_empty());
+    logger.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_closes_open_rpc_connections() {
+    let logger = spawn().await;
+    let client = client(&logger.rpc_addr()).await;
+    client
+        .log_info(tarpc::context::current(), "before".into(), String::new())
+        .await
+        .unwrap()
+        .unwrap();
+    let rpc_addr = logger.rpc_addr();
+    // The open connection does not hold the shutdown up.
+    logger.stop().await;
+    assert!(
+        client
+            .log_info(tarpc::context::current(), "after".into(), String::new())
+            .await
+            .is_err()
+    );
+    assert!(tokio::net::TcpStream::connect(rpc_addr).await.is_err());
+}

@@ -29,6 +29,8 @@ use crate::rpc_logger::RpcLogger;
 struct AppState {
     auth: ServiceClient,
     logger: ServiceClient,
+    mail: ServiceClient,
+    publisher: Arc<log_queue::Publisher>,
     rpc_logger: Arc<RpcLogger>,
     grpc_logger: GrpcLogger,
 }
@@ -54,6 +56,12 @@ impl Application {
         let state = AppState {
             auth: ServiceClient::new("authentication-service", config.auth_url.clone(), timeout),
             logger: ServiceClient::new("logger-service", config.logger_url.clone(), timeout),
+            // mail-service itself may take SEND_TIMEOUT_SECS (10) on SMTP.
+            mail: ServiceClient::new("mail-service", config.mail_url.clone(), timeout * 3),
+            publisher: Arc::new(log_queue::Publisher::new(
+                config.amqp_url.to_string(),
+                timeout,
+            )),
             rpc_logger: Arc::new(RpcLogger::new(config.logger_rpc_addr.clone(), timeout)),
             grpc_logger: GrpcLogger::new(&config.logger_grpc_url, timeout)?,
         };

@@ -4,7 +4,8 @@ use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use proto::http::{AuthPayload, Envelope, LogPayload, RequestPayload, Transport};
+use proto::amqp::LogEvent;
+use proto::http::{AuthPayload, Envelope, LogPayload, MailPayload, RequestPayload, Transport};
 use serde_json::Value;
 use service_kit::http::{ApiError, JsonBody};
 use service_kit::upstream::Reply;
@@ -42,10 +43,7 @@ async fn handle(
             )
             .await
         }
-        "mail" => {
-            require(payload.mail, "mail")?;
-            Err(not_served("mail"))
-        }
+        "mail" => send_mail(&state, require(payload.mail, "mail")?).await,
         _ => Err(ApiError::BadRequest("unknown action".into())),
     }
 }
@@ -62,12 +60,6 @@ async fn log_grpc(
 fn require<T>(payload: Option<T>, field: &str) -> Result<T, ApiError> {
     payload
         .ok_or_else(|| ApiError::BadRequest(format!("missing field `{field}` for action {field}")))
-}
-
-/// The AMQP path and mail are wired in with their services; until then the
-/// broker says so plainly rather than pretending.
-fn not_served(what: &str) -> ApiError {
-    ApiError::NotImplemented(format!("{what} is not served by this build yet"))
 }
 
 fn accepted(message: String, data: Option<Value>) -> Answer {
@@ -87,6 +79,12 @@ async fn authenticate(state: &AppState, credentials: AuthPayload) -> Answer {
     accepted("Authenticated!".into(), reply.envelope.data)
 }
 
+async fn send_mail(state: &AppState, mail: MailPayload) -> Answer {
+    let reply = state.mail.post("/send", &mail).await?;
+    relay_failure(state.mail.name(), reply)?;
+    accepted(format!("Message sent to {}", mail.to), None)
+}
+
 async fn log(state: &AppState, transport: Transport, entry: LogPayload) -> Answer {
     validate(&entry)?;
     let message = match transport {
@@ -100,7 +98,17 @@ async fn log(state: &AppState, transport: Transport, entry: LogPayload) -> Answe
             relay_failure(state.logger.name(), reply)?;
             format!("Processed payload via HTTP: {}", entry.name)
         }
-        Transport::Amqp => return Err(not_served("the amqp transport")),
+        Transport::Amqp => {
+            let event = LogEvent {
+                name: entry.name,
+                data: entry.data,
+            };
+            state
+                .publisher
+                .publish(entry.level.unwrap_or_default(), &event)
+                .await?;
+            "logged via RabbitMQ".to_owned()
+        }
     };
     accepted(message, None)
 }

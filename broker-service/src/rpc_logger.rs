@@ -6,20 +6,17 @@ use std::time::{Duration, Instant};
 
 use proto::rpc::{LogRpcError, LogServiceClient};
 use service_kit::http::ApiError;
+use service_kit::reconnect::Reconnecting;
 use tarpc::client::{self, RpcError};
 use tarpc::context;
 use tarpc::tokio_serde::formats::Json;
-use tokio::sync::Mutex;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub struct RpcLogger {
     addr: String,
     timeout: Duration,
-    /// The live connection, numbered so a failed caller only drops the
-    /// connection it used, never a newer one.
-    client: Mutex<Option<(u64, LogServiceClient)>>,
-    dials: std::sync::atomic::AtomicU64,
+    connection: Reconnecting<LogServiceClient>,
 }
 
 impl RpcLogger {
@@ -28,8 +25,7 @@ impl RpcLogger {
         Self {
             addr,
             timeout,
-            client: Mutex::new(None),
-            dials: Default::default(),
+            connection: Reconnecting::new(),
         }
     }
 
@@ -38,7 +34,7 @@ impl RpcLogger {
         // A call that finds the connection already gone was never sent, so
         // it is retried once on a fresh connection.
         for attempt in 0..2 {
-            let (generation, client) = self.client().await?;
+            let (number, client) = self.connection.get(|_| true, || self.dial()).await?;
             let mut ctx = context::current();
             ctx.deadline = Instant::now() + self.timeout;
             match client.log_info(ctx, name.to_owned(), data.to_owned()).await {
@@ -57,10 +53,10 @@ impl RpcLogger {
                 }
                 Err(e @ (RpcError::Shutdown | RpcError::Send(_))) if attempt == 0 => {
                     tracing::info!(error = %e, "RPC connection to logger-service lost; reconnecting");
-                    self.forget(generation).await;
+                    self.connection.forget(number).await;
                 }
                 Err(e) => {
-                    self.forget(generation).await;
+                    self.connection.forget(number).await;
                     return Err(ApiError::Unavailable(format!(
                         "logger-service RPC failed: {e}"
                     )));
@@ -72,42 +68,20 @@ impl RpcLogger {
         ))
     }
 
-    /// The live client, dialing a new connection if there is none. The lock
-    /// makes concurrent callers share one dial instead of racing.
-    async fn client(&self) -> Result<(u64, LogServiceClient), ApiError> {
-        let mut slot = self.client.lock().await;
-        if let Some((generation, client)) = slot.as_ref() {
-            return Ok((*generation, client.clone()));
-        }
+    async fn dial(&self) -> Result<LogServiceClient, ApiError> {
         let connect = tarpc::serde_transport::tcp::connect(&self.addr, Json::default);
-        let transport = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
-            Ok(Ok(transport)) => transport,
-            Ok(Err(e)) => {
-                return Err(ApiError::Unavailable(format!(
-                    "logger-service RPC at {} is unreachable: {e}",
-                    self.addr
-                )));
+        match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+            Ok(Ok(transport)) => {
+                Ok(LogServiceClient::new(client::Config::default(), transport).spawn())
             }
-            Err(_) => {
-                return Err(ApiError::Timeout(format!(
-                    "connecting to logger-service RPC at {} timed out",
-                    self.addr
-                )));
-            }
-        };
-        let client = LogServiceClient::new(client::Config::default(), transport).spawn();
-        let generation = self
-            .dials
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        *slot = Some((generation, client.clone()));
-        Ok((generation, client))
-    }
-
-    /// Drops the connection numbered `generation`, if it is still the live one.
-    async fn forget(&self, generation: u64) {
-        let mut slot = self.client.lock().await;
-        if slot.as_ref().is_some_and(|(live, _)| *live == generation) {
-            *slot = None;
+            Ok(Err(e)) => Err(ApiError::Unavailable(format!(
+                "logger-service RPC at {} is unreachable: {e}",
+                self.addr
+            ))),
+            Err(_) => Err(ApiError::Timeout(format!(
+                "connecting to logger-service RPC at {} timed out",
+                self.addr
+            ))),
         }
     }
 }

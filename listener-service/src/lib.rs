@@ -1,45 +1,101 @@
 //! listener-service: consumes log events from RabbitMQ and stores them
-//! through the logger (SPEC §4). Its HTTP port serves health only.
-//!
-//! This build serves liveness and readiness (RabbitMQ and the logger
-//! reachable); the consumer is added with the AMQP path.
+//! through the logger (SPEC §4). Its HTTP port serves `/healthz`,
+//! `/readyz` (a consumer is running and the logger answers) and `/metrics`.
 
-use service_kit::config::{ConfigError, Env, ServerConfig, Url};
-use service_kit::health::{self, HttpCheck, Readiness, TcpCheck};
+pub mod config;
+mod consumer;
+mod metrics;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Router;
+use axum::routing::get;
+use futures::future::BoxFuture;
+use service_kit::health::{self, HttpCheck, Readiness, ReadinessCheck};
 use service_kit::http::HttpServer;
+use service_kit::shutdown::CancellationToken;
+use service_kit::upstream::ServiceClient;
 
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub server: ServerConfig,
-    /// `AMQP_URL`: RabbitMQ.
-    pub amqp_url: Url,
-    /// `LOGGER_URL`: where consumed events are stored.
-    pub logger_url: Url,
+pub use config::Config;
+pub use metrics::Metrics;
+
+use crate::consumer::Consumer;
+
+/// The listener, its HTTP port bound, ready to run.
+pub struct Application {
+    http: HttpServer,
+    consumer: Consumer,
+    metrics: Arc<Metrics>,
 }
 
-impl Config {
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let metrics = Arc::new(Metrics::default());
+        let consumer = Consumer {
+            amqp_url: config.amqp_url.to_string(),
+            logger: ServiceClient::new(
+                "logger-service",
+                config.logger_url.clone(),
+                config.logger_timeout,
+            ),
+            prefetch: config.prefetch,
+            max_attempts: config.max_attempts,
+            retry_backoff: config.retry_backoff,
+            shutdown_grace: config.server.shutdown_grace,
+            metrics: metrics.clone(),
+        };
+        let readiness = Readiness::new()
+            .with(Consuming(metrics.clone()))
+            .with(HttpCheck::healthz("logger-service", &config.logger_url));
+        let served = metrics.clone();
+        let routes = Router::new()
+            .route("/metrics", get(move || async move { served.render() }))
+            .merge(health::routes(readiness));
+        let http = HttpServer::bind("listener-service", &config.server, routes).await?;
         Ok(Self {
-            server: ServerConfig::from_env(env, "127.0.0.1:8085")?,
-            amqp_url: env.url(
-                "AMQP_URL",
-                "amqp://guest:guest@127.0.0.1:5672/%2f",
-                &["amqp", "amqps"],
-            )?,
-            logger_url: env.url("LOGGER_URL", "http://127.0.0.1:8083", &["http", "https"])?,
+            http,
+            consumer,
+            metrics,
         })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.http.port()
+    }
+
+    /// The counters, for tests and `/metrics`.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
+    /// Consumes and serves HTTP until `shutdown` is cancelled; the consumer
+    /// drains its in-flight events before the process ends.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let (http, consumer) = tokio::join!(
+            self.http.run(shutdown.clone()),
+            self.consumer.run(shutdown.clone())
+        );
+        http.and(consumer)
     }
 }
 
-/// Binds the HTTP server and assembles the routes.
-pub async fn build(config: Config) -> anyhow::Result<HttpServer> {
-    let readiness = Readiness::new()
-        .with(TcpCheck::for_url("rabbitmq", &config.amqp_url, 5672))
-        .with(HttpCheck::healthz("logger-service", &config.logger_url));
-    HttpServer::bind(
-        "listener-service",
-        &config.server,
-        health::routes(readiness),
-    )
-    .await
+/// Ready while a consumer runs on a live connection.
+struct Consuming(Arc<Metrics>);
+
+impl ReadinessCheck for Consuming {
+    fn name(&self) -> &str {
+        "rabbitmq"
+    }
+
+    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
+        let consuming = self.0.consuming.load(Ordering::Relaxed);
+        Box::pin(async move {
+            if consuming {
+                Ok(())
+            } else {
+                Err("no consumer is running".to_owned())
+            }
+        })
+    }
 }

@@ -1,0 +1,77 @@
+//! listener-service's configuration (SPEC §2), from the environment.
+
+use std::time::Duration;
+
+use service_kit::config::{ConfigError, Env, ServerConfig, Url};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    /// `AMQP_URL`: RabbitMQ.
+    pub amqp_url: Url,
+    /// `LOGGER_URL`: where consumed events are stored.
+    pub logger_url: Url,
+    /// `PREFETCH`: how many unacknowledged events this listener holds at
+    /// once (default 32).
+    pub prefetch: u16,
+    /// `MAX_ATTEMPTS`: how often an event is tried before it is
+    /// dead-lettered (default 8).
+    pub max_attempts: u32,
+    /// `RETRY_BACKOFF_SECS`: the wait after the first failed attempt; it
+    /// doubles with each further one, up to 5 s (default 0.25).
+    pub retry_backoff: Duration,
+    /// `LOGGER_TIMEOUT_SECS`: the longest one store call may take (default 5).
+    pub logger_timeout: Duration,
+}
+
+impl Config {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let prefetch: u16 = env.parse("PREFETCH", "32")?;
+        let max_attempts: u32 = env.parse("MAX_ATTEMPTS", "8")?;
+        for (name, value) in [
+            ("PREFETCH", u32::from(prefetch)),
+            ("MAX_ATTEMPTS", max_attempts),
+        ] {
+            if value == 0 {
+                return Err(ConfigError {
+                    variable: name.into(),
+                    value: "0".into(),
+                    reason: "must be at least 1".into(),
+                });
+            }
+        }
+        Ok(Self {
+            server: ServerConfig::from_env(env, "127.0.0.1:8085")?,
+            amqp_url: env.url(
+                "AMQP_URL",
+                "amqp://guest:guest@127.0.0.1:5672/%2f",
+                &["amqp", "amqps"],
+            )?,
+            logger_url: env.url("LOGGER_URL", "http://127.0.0.1:8083", &["http", "https"])?,
+            prefetch,
+            max_attempts,
+            retry_backoff: env.seconds("RETRY_BACKOFF_SECS", "0.25")?,
+            logger_timeout: env.seconds("LOGGER_TIMEOUT_SECS", "5")?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_prefetch_or_attempts_is_refused_by_name() {
+        for name in ["PREFETCH", "MAX_ATTEMPTS"] {
+            let err = Config::from_env(&Env::from_pairs([(name, "0")])).unwrap_err();
+            assert_eq!(err.variable, name);
+        }
+        assert_eq!(
+            Config::from_env(&Env::from_pairs([("PREFETCH", "x")]))
+                .unwrap_err()
+                .variable,
+            "PREFETCH"
+        );
+        assert_eq!(Config::from_env(&Env::default()).unwrap().prefetch, 32);
+    }
+}

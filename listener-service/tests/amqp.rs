@@ -1,0 +1,395 @@
+//! The AMQP path against the real RabbitMQ (a vhost of each test's own), a
+//! real logger-service and a real MongoDB-compatible server.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lapin::options::BasicPublishOptions;
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+use listener_service::{Application, Config, Metrics};
+use proto::amqp::{DEAD_LETTER_QUEUE, EXCHANGE, Level, LogEvent, QUEUE};
+use serde_json::Value;
+use service_kit::config::{ServerConfig, Url};
+use service_kit::shutdown::CancellationToken;
+use test_support::{MongoServer, RabbitVhost};
+
+struct Stack {
+    vhost: RabbitVhost,
+    _mongo: MongoServer,
+    logger_url: Url,
+    publisher: log_queue::Publisher,
+    http: reqwest::Client,
+}
+
+impl Stack {
+    async fn start() -> Self {
+        service_kit::telemetry::init_for_tests();
+        let vhost = RabbitVhost::create();
+        let mongo = MongoServer::start();
+        let logger = logger_service::Application::build(logger_service::Config::for_tests(
+            Url::parse(&mongo.url()).unwrap(),
+        ))
+        .await
+        .unwrap();
+        let logger_url = Url::parse(&format!("http://127.0.0.1:{}", logger.http_port())).unwrap();
+        tokio::spawn(logger.run(CancellationToken::new()));
+        let publisher = log_queue::Publisher::new(vhost.url(), Duration::from_secs(5));
+        let http = reqwest::Client::new();
+        Self {
+            vhost,
+            _mongo: mongo,
+            logger_url,
+            publisher,
+            http,
+        }
+    }
+
+    fn listener_config(&self) -> Config {
+        Config {
+            server: ServerConfig::for_tests(),
+            amqp_url: Url::parse(&self.vhost.url()).unwrap(),
+            logger_url: self.logger_url.clone(),
+            prefetch: 16,
+            max_attempts: 3,
+            retry_backoff: Duration::from_millis(50),
+            logger_timeout: Duration::from_secs(2),
+        }
+    }
+
+    async fn listener(&self) -> Listener {
+        Listener::start(self.listener_config()).await
+    }
+
+    async fn publish(&self, name: &str) {
+        let event = LogEvent {
+            name: name.into(),
+            data: format!("data of {name}"),
+        };
+        self.publisher
+            .publish(Level::Info, &event)
+            .await
+            .expect("RabbitMQ confirms the event");
+    }
+
+    /// Publishes a raw body, bypassing the publisher's serialisation.
+    async fn publish_raw(&self, body: &[u8]) {
+        let connection = Connection::connect(&self.vhost.url(), ConnectionProperties::default())
+            .await
+            .unwrap();
+        let channel = connection.create_channel().await.unwrap();
+        channel
+            .basic_publish(
+                EXCHANGE.into(),
+                "log.ERROR".into(),
+                BasicPublishOptions::default(),
+                body,
+                BasicProperties::default(),
+            )
+            .await
+            .unwrap();
+        connection.close(200, "done".into()).await.unwrap();
+    }
+
+    async fn stored_names(&self) -> Vec<String> {
+        let url = self.logger_url.join("logs?limit=1000").unwrap();
+        let body: Value = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    async fn wait_for_stored(&self, count: usize) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let names = self.stored_names().await;
+            if names.len() >= count {
+                return names;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} of {count} events stored",
+                names.len()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+struct Listener {
+    metrics: Arc<Metrics>,
+    port: u16,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Listener {
+    async fn start(config: Config) -> Self {
+        let app = Application::build(config).await.unwrap();
+        let (metrics, port) = (app.metrics(), app.port());
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(app.run(shutdown.clone()));
+        Self {
+            metrics,
+            port,
+            shutdown,
+            task,
+        }
+    }
+
+    /// Waits until the consumer is attached (the topology then exists too).
+    async fn consuming(&self) {
+        let attached = eventually(Duration::from_secs(10), || async {
+            self.metrics
+                .consuming
+                .load(std::sync::atomic::Ordering::Relaxed)
+        })
+        .await;
+        assert!(attached, "the listener never started consuming");
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("the listener stops")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+async fn eventually<F, Fut>(limit: Duration, mut condition: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if condition().await {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_published_event_is_stored_and_acknowledged() {
+    let stack = Stack::start().await;
+    let listener = stack.listener().await;
+    stack.publish("first").await;
+    assert_eq!(stack.wait_for_stored(1).await, ["first"]);
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            Metrics::get(&listener.metrics.stored) == 1
+        })
+        .await
+    );
+    assert_eq!(stack.vhost.messages_ready(QUEUE), 0);
+    listener.stop().await;
+}
+
+#[tokio::test]
+async fn events_published_while_no_listener_runs_wait_and_are_all_stored() {
+    let stack = Stack::start().await;
+    for i in 0..100 {
+        stack.publish(&format!("event-{i:03}")).await;
+    }
+    assert_eq!(
+        stack.vhost.messages_ready(QUEUE),
+        100,
+        "the events wait in the durable queue"
+    );
+
+    let listener = stack.listener().await;
+    let mut names = stack.wait_for_stored(100).await;
+    names.sort();
+    let expected: Vec<String> = (0..100).map(|i| format!("event-{i:03}")).collect();
+    assert_eq!(names, expected, "each event stored exactly once");
+    listener.stop().await;
+}
+
+#[tokio::test]
+async fn a_poison_message_is_dead_lettered_and_the_next_event_still_flows() {
+    let stack = Stack::start().await;
+    let listener = stack.listener().await;
+    listener.consuming().await;
+    stack.publish_raw(b"this is not JSON").await;
+    stack
+        .publish_raw(br#"{"name": "", "data": "a blank name"}"#)
+        .await;
+    stack.publish("after-the-poison").await;
+
+    assert_eq!(stack.wait_for_stored(1).await, ["after-the-poison"]);
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            stack.vhost.messages_ready(DEAD_LETTER_QUEUE) == 2
+        })
+        .await
+    );
+    assert_eq!(Metrics::get(&listener.metrics.dead_lettered), 2);
+    assert_eq!(
+        Metrics::get(&listener.metrics.retried),
+        0,
+        "poison is not retried"
+    );
+    listener.stop().await;
+}
+
+#[tokio::test]
+async fn two_listeners_share_the_queue_without_storing_twice() {
+    let stack = Stack::start().await;
+    let one = stack.listener().await;
+    let two = stack.listener().await;
+    // Both consumers must be attached before the events arrive.
+    one.consuming().await;
+    two.consuming().await;
+    for i in 0..60 {
+        stack.publish(&format!("shared-{i:02}")).await;
+    }
+    stack.wait_for_stored(60).await;
+    // Give a duplicate, if there were one, time to land.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        stack.stored_names().await.len(),
+        60,
+        "no event stored twice"
+    );
+    let (a, b) = (
+        Metrics::get(&one.metrics.stored),
+        Metrics::get(&two.metrics.stored),
+    );
+    assert_eq!(a + b, 60);
+    assert!(a > 0 && b > 0, "both listeners took a share: {a} and {b}");
+    one.stop().await;
+    two.stop().await;
+}
+
+#[tokio::test]
+async fn the_listener_reconnects_after_its_connection_is_closed() {
+    let stack = Stack::start().await;
+    let listener = stack.listener().await;
+    stack.publish("before").await;
+    stack.wait_for_stored(1).await;
+    // Acknowledged too, so the cut cannot bring it back.
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            Metrics::get(&listener.metrics.stored) == 1
+        })
+        .await
+    );
+
+    assert!(stack.vhost.close_connections() >= 1);
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            Metrics::get(&listener.metrics.connections) >= 2
+        })
+        .await,
+        "the listener did not reconnect"
+    );
+    stack.publish("after").await;
+    let names = stack.wait_for_stored(2).await;
+    assert_eq!(names, ["after", "before"]);
+    listener.stop().await;
+}
+
+#[tokio::test]
+async fn a_store_that_keeps_failing_is_retried_then_dead_lettered() {
+    let stack = Stack::start().await;
+    let mut config = stack.listener_config();
+    config.logger_url =
+        Url::parse(&format!("http://127.0.0.1:{}", test_support::free_port())).unwrap();
+    let listener = Listener::start(config).await;
+    stack.publish("nowhere-to-go").await;
+
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            stack.vhost.messages_ready(DEAD_LETTER_QUEUE) == 1
+        })
+        .await,
+        "the event reached the dead-letter queue"
+    );
+    assert_eq!(
+        Metrics::get(&listener.metrics.retried),
+        2,
+        "3 attempts: 2 retries"
+    );
+    assert_eq!(Metrics::get(&listener.metrics.stored), 0);
+    listener.stop().await;
+}
+
+#[tokio::test]
+async fn readyz_and_metrics_report_the_consumer() {
+    let stack = Stack::start().await;
+    let listener = stack.listener().await;
+    let base = format!("http://127.0.0.1:{}", listener.port);
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            stack
+                .http
+                .get(format!("{base}/readyz"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                == 200
+        })
+        .await
+    );
+    stack.publish("counted").await;
+    stack.wait_for_stored(1).await;
+    // The acknowledgement follows the store.
+    let metrics = || async {
+        stack
+            .http
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            metrics().await.contains("listener_events_stored_total 1")
+        })
+        .await
+    );
+    assert!(metrics().await.contains("listener_consuming 1"));
+    listener.stop().await;
+
+    // With RabbitMQ out of reach there is no consumer, and readiness says so.
+    let mut config = stack.listener_config();
+    config.amqp_url = Url::parse(&format!(
+        "amqp://guest:guest@127.0.0.1:{}/%2f",
+        test_support::free_port()
+    ))
+    .unwrap();
+    let unreachable = Listener::start(config).await;
+    let body: Value = stack
+        .http
+        .get(format!("http://127.0.0.1:{}/readyz", unreachable.port))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["error"], true);
+    assert_eq!(body["data"]["rabbitmq"], "no consumer is running");
+    unreachable.stop().await;
+}

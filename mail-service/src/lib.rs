@@ -1,48 +1,73 @@
 //! mail-service: sends mail over SMTP (SPEC §4).
 //!
-//! This build serves liveness and readiness (the SMTP server reachable); the
-//! `/send` route is added with the SMTP transport.
+//! `POST /send` answers 202 once the SMTP server has accepted the mail: one
+//! multipart/alternative message with the text as given and an HTML version
+//! rendered from a template with its CSS inlined.
+//!
+//! - [`config`]: the environment, validated at start.
+//! - [`compose`]: from a request to a MIME message.
+//! - [`mailer`]: the one pooled SMTP transport, each send bounded.
 
-use service_kit::config::{ConfigError, Env, Secret, ServerConfig};
+pub mod compose;
+pub mod config;
+pub mod mailer;
+mod routes;
+
+use anyhow::Context as _;
+use lettre::message::Mailbox;
 use service_kit::health::{self, Readiness, TcpCheck};
 use service_kit::http::HttpServer;
+use service_kit::shutdown::CancellationToken;
 
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub server: ServerConfig,
-    /// `MAIL_HOST`, `MAIL_PORT`: the SMTP server.
-    pub host: String,
-    pub port: u16,
-    /// `MAIL_ENCRYPTION`: `none`, `tls` (STARTTLS) or `ssl` (implicit TLS).
-    pub encryption: String,
-    /// `MAIL_USERNAME`, `MAIL_PASSWORD`: SMTP credentials; none when empty.
-    pub username: String,
-    pub password: Secret,
-    /// `MAIL_DOMAIN`: the domain this service sends for.
-    pub domain: String,
-    /// `FROM_NAME`, `FROM_ADDRESS`: the sender when a request names none.
-    pub from_name: String,
-    pub from_address: String,
+pub use config::{Config, Encryption};
+pub use mailer::{Mailer, SendError};
+
+/// What every request handler shares.
+#[derive(Clone)]
+struct AppState {
+    mailer: Mailer,
+    /// `FROM_NAME <FROM_ADDRESS>`, for requests that name no sender.
+    default_from: Mailbox,
+    /// `MAIL_DOMAIN`, for Message-IDs.
+    domain: String,
 }
 
-impl Config {
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        Ok(Self {
-            server: ServerConfig::from_env(env, "127.0.0.1:8084")?,
-            host: env.string("MAIL_HOST", "127.0.0.1"),
-            port: env.parse("MAIL_PORT", "1025")?,
-            encryption: env.one_of("MAIL_ENCRYPTION", "none", &["none", "tls", "ssl"])?,
-            username: env.string("MAIL_USERNAME", ""),
-            password: env.secret("MAIL_PASSWORD"),
-            domain: env.string("MAIL_DOMAIN", "localhost"),
-            from_name: env.string("FROM_NAME", "Microservices"),
-            from_address: env.string("FROM_ADDRESS", "noreply@example.com"),
-        })
+/// The service, bound to its port, ready to run.
+pub struct Application {
+    http: HttpServer,
+    mailer: Mailer,
+}
+
+impl Application {
+    /// Builds the SMTP transport (without dialing) and binds the HTTP
+    /// listener; port 0 picks a free port.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let from_address = config
+            .from_address
+            .parse()
+            .with_context(|| format!("FROM_ADDRESS {:?} is not an address", config.from_address))?;
+        let default_from = Mailbox::new(Some(config.from_name.clone()), from_address);
+        let mailer = Mailer::new(&config)?;
+        let state = AppState {
+            mailer: mailer.clone(),
+            default_from,
+            domain: config.domain.clone(),
+        };
+        let readiness = Readiness::new().with(TcpCheck::new("smtp", &config.host, config.port));
+        let routes = routes::router(state).merge(health::routes(readiness));
+        let http = HttpServer::bind("mail-service", &config.server, routes).await?;
+        Ok(Self { http, mailer })
     }
-}
 
-/// Binds the HTTP server and assembles the routes.
-pub async fn build(config: Config) -> anyhow::Result<HttpServer> {
-    let readiness = Readiness::new().with(TcpCheck::new("smtp", &config.host, config.port));
-    HttpServer::bind("mail-service", &config.server, health::routes(readiness)).await
+    pub fn port(&self) -> u16 {
+        self.http.port()
+    }
+
+    /// Serves until `shutdown` is cancelled and in-flight sends are done,
+    /// then closes the pooled SMTP connections.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let result = self.http.run(shutdown).await;
+        self.mailer.close().await;
+        result
+    }
 }

@@ -1,11 +1,11 @@
 use std::process::ExitCode;
 
-use mail_service::Config;
+use mail_service::{Application, Config};
 
 fn main() -> ExitCode {
     service_kit::main(
         "mail-service",
         Config::from_env,
-        |config, shutdown| async move { mail_service::build(config).await?.run(shutdown).await },
+        |config, shutdown| async move { Application::build(config).await?.run(shutdown).await },
     )
 }

@@ -1,0 +1,190 @@
+//! Bad requests, and SMTP servers that refuse, hang or are not there.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use mail_service::Config;
+use serde_json::json;
+use support::{Catcher, Script, ScriptedSmtp, spawn};
+
+#[tokio::test]
+async fn malformed_addresses_are_400_naming_the_field() {
+    let mut catcher = Catcher::start().await;
+    let mail = spawn(Config::for_tests(catcher.port)).await;
+
+    for (body, field) in [
+        (json!({"to": "not an address", "message": "x"}), "`to`"),
+        (json!({"to": "bob@", "message": "x"}), "`to`"),
+        (json!({"to": "", "message": "x"}), "`to`"),
+        (json!({"to": "   ", "message": "x"}), "`to`"),
+        (
+            json!({"from": "alice at example", "to": "bob@example.com"}),
+            "`from`",
+        ),
+        (
+            json!({"from": "Alice <alice@>", "to": "bob@example.com"}),
+            "`from`",
+        ),
+        (json!({"from": "a@example.com", "message": "x"}), "`to`"),
+        (json!({"to": 42}), "invalid type"),
+    ] {
+        let (status, envelope) = mail.send(body.clone()).await;
+        assert_eq!(status, 400, "{body}: {envelope:?}");
+        assert!(envelope.error);
+        assert!(
+            envelope.message.contains(field),
+            "{body}: {}",
+            envelope.message
+        );
+    }
+    let (status, envelope) = mail.send(json!({"message": "x"})).await;
+    assert_eq!(status, 400);
+    assert!(
+        envelope.message.contains("missing field `to`"),
+        "{envelope:?}"
+    );
+
+    let response = mail
+        .client
+        .post(mail.url("/send"))
+        .body(r#"{"to": "bob@example.com""#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400, "malformed JSON");
+
+    assert!(
+        catcher.nothing_within(Duration::from_millis(300)).await,
+        "nothing was sent"
+    );
+    mail.stop().await;
+}
+
+#[tokio::test]
+async fn a_body_with_a_form_content_type_is_accepted() {
+    let mut catcher = Catcher::start().await;
+    let mail = spawn(Config::for_tests(catcher.port)).await;
+    let response = mail
+        .client
+        .post(mail.url("/send"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(r#"{"to":"bob@example.com","message":"from curl","extra":1}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    assert_eq!(
+        catcher.next_mail().await["text"].as_str().unwrap().trim(),
+        "from curl"
+    );
+    mail.stop().await;
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_is_504_within_the_send_timeout() {
+    let smtp = ScriptedSmtp::start(Script::Silent).await;
+    let mut config = Config::for_tests(smtp.port);
+    config.send_timeout = Duration::from_secs(1);
+    let mail = spawn(config).await;
+
+    let started = Instant::now();
+    let (status, envelope) = mail.send(json!({"to": "bob@example.com"})).await;
+    let took = started.elapsed();
+    assert_eq!(status, 504, "{envelope:?}");
+    assert!(envelope.error);
+    assert!(envelope.message.contains("1000 ms"), "{envelope:?}");
+    assert!(took >= Duration::from_millis(950), "{took:?}");
+    assert!(took < Duration::from_millis(2500), "{took:?}");
+    mail.stop().await;
+}
+
+#[tokio::test]
+async fn a_refusing_greeting_is_502_with_the_servers_words() {
+    let smtp = ScriptedSmtp::start(Script::Greeting("554 5.3.2 no service here")).await;
+    let mail = spawn(Config::for_tests(smtp.port)).await;
+    let (status, envelope) = mail.send(json!({"to": "bob@example.com"})).await;
+    assert_eq!(status, 502, "{envelope:?}");
+    assert!(envelope.error);
+    assert!(envelope.message.contains("554"), "{envelope:?}");
+    assert!(envelope.message.contains("no service here"), "{envelope:?}");
+    mail.stop().await;
+}
+
+#[tokio::test]
+async fn a_refused_recipient_is_502_and_the_next_mail_still_goes_out() {
+    let smtp = ScriptedSmtp::start(Script::RejectRecipients("550 5.1.1 no such user")).await;
+    let mail = spawn(Config::for_tests(smtp.port)).await;
+    for _ in 0..2 {
+        let (status, envelope) = mail.send(json!({"to": "nobody@example.com"})).await;
+        assert_eq!(status, 502, "{envelope:?}");
+        assert!(envelope.message.contains("no such user"), "{envelope:?}");
+    }
+    assert_eq!(smtp.delivered(), 0);
+    mail.stop().await;
+}
+
+#[tokio::test]
+async fn a_transient_refusal_is_502_too() {
+    let smtp = ScriptedSmtp::start(Script::RejectRecipients("451 4.3.0 try again later")).await;
+    let mail = spawn(Config::for_tests(smtp.port)).await;
+    let (status, envelope) = mail.send(json!({"to": "bob@example.com"})).await;
+    assert_eq!(status, 502, "{envelope:?}");
+    assert!(envelope.message.contains("try again later"), "{envelope:?}");
+    mail.stop().await;
+}
+
+#[tokio::test]
+async fn nothing_listening_is_503_and_not_ready() {
+    let port = test_support::free_port();
+    let mail = spawn(Config::for_tests(port)).await;
+    let (status, envelope) = mail.send(json!({"to": "bob@example.com"})).await;
+    assert_eq!(status, 503, "{envelope:?}");
+    assert!(envelope.error);
+
+    let (status, envelope) = mail.get("/readyz").await;
+    assert_eq!(status, 503, "{envelope:?}");
+    assert!(envelope.message.contains("smtp"), "{envelope:?}");
+    let (status, _) = mail.get("/healthz").await;
+    assert_eq!(status, 200, "alive even when not ready");
+    mail.stop().await;
+}
+
+#[tokio::test]
+async fn a_send_cut_off_by_the_timeout_does_not_poison_the_pool() {
+    let smtp = ScriptedSmtp::start(Script::Accept).await;
+    let mut config = Config::for_tests(smtp.port);
+    config.send_timeout = Duration::from_secs(1);
+    let mail = spawn(config).await;
+
+    let (status, _) = mail.send(json!({"to": "bob@example.com"})).await;
+    assert_eq!(status, 202);
+    // The pooled connection now hangs in the middle of the next exchange.
+    smtp.hang_next_mail
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let (status, envelope) = mail.send(json!({"to": "bob@example.com"})).await;
+    assert_eq!(status, 504, "{envelope:?}");
+    // Had that connection gone back to the pool, this send would wait on
+    // it and time out too.
+    let (status, envelope) = mail.send(json!({"to": "bob@example.com"})).await;
+    assert_eq!(status, 202, "{envelope:?}");
+    assert_eq!(smtp.delivered(), 2);
+    assert_eq!(smtp.connections(), 2);
+    mail.stop().await;
+}
+
+#[tokio::test]
+async fn the_smtp_server_coming_back_needs_no_restart() {
+    let port = test_support::free_port();
+    let mail = spawn(Config::for_tests(port)).await;
+    let (status, _) = mail.send(json!({"to": "bob@example.com"})).await;
+    assert_eq!(status, 503);
+
+    let mut catcher = Catcher::start_on(port).await;
+    let (status, envelope) = mail.send(json!({"to": "bob@example.com"})).await;
+    assert_eq!(status, 202, "{envelope:?}");
+    catcher.next_mail().await;
+    let (status, _) = mail.get("/readyz").await;
+    assert_eq!(status, 200);
+    mail.stop().await;
+}

@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 NATIVE := project/native
 
-.PHONY: help start stop run restart build infra test-infra test lint fmt check-fmt clippy test-rust test-native
+.PHONY: help start stop run restart build infra test-infra screenshot test lint fmt check-fmt clippy test-rust test-native
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -27,8 +27,11 @@ test: lint test-rust test-native ## every check and test: format, clippy, unit a
 infra: ## install and start the local infrastructure only
 	@$(NATIVE)/infra.sh
 
-test-infra: ## what the tests need: PostgreSQL and RabbitMQ running, the MongoDB-compatible server installed
-	@$(NATIVE)/infra.sh postgres rabbitmq mongo-install
+test-infra: ## what the tests need: PostgreSQL and RabbitMQ running, the MongoDB-compatible server and Chromium installed
+	@$(NATIVE)/infra.sh postgres rabbitmq mongo-install browser
+
+screenshot: test-infra ## run the browser test and save its screenshot as docs/test-page.png
+	SAVE_SCREENSHOT=1 cargo test -p system-tests --test browser
 
 test-rust: test-infra ## unit and integration tests against real servers
 	@if cargo nextest --version >/dev/null 2>&1; then \

@@ -1,11 +1,13 @@
 // The test page: each button sends one request to the broker and shows what
-// was sent, what came back, and a line in the output log.
+// was sent, what came back, and a line in the output log. Log buttons also
+// refresh the panel of newest entries, so the new entry can be seen arriving.
 "use strict";
 
 const brokerUrl = document.querySelector('meta[name="broker-url"]').content.replace(/\/+$/, "");
 const output = document.getElementById("output");
 const sent = document.getElementById("payload");
 const received = document.getElementById("received");
+const logsBody = document.getElementById("logs-body");
 let outputStarted = false;
 
 document.getElementById("broker-url").textContent = brokerUrl || window.location.origin;
@@ -25,14 +27,12 @@ function show(element, value) {
   element.textContent = typeof value === "string" ? value : JSON.stringify(value, null, 4);
 }
 
-// Sends one request and reports it; a network failure or an error envelope
-// is shown as an error, never swallowed.
-async function send(label, path, body) {
-  show(sent, body === undefined ? "empty post request" : body);
-  show(received, "waiting…");
+// Calls the broker and returns {ok, status, envelope}; a network failure or
+// an answer that is not the envelope becomes an error envelope.
+async function callBroker(method, path, body) {
   try {
     const response = await fetch(brokerUrl + path, {
-      method: "POST",
+      method,
       headers: body === undefined ? {} : { "Content-Type": "application/json" },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
@@ -43,16 +43,104 @@ async function send(label, path, body) {
     } catch {
       envelope = { error: true, message: `HTTP ${response.status}: ${text.slice(0, 200)}` };
     }
-    show(received, envelope);
-    if (envelope.error || !response.ok) {
-      logLine("error", `${label}: HTTP ${response.status}: ${envelope.message}`);
-    } else {
-      logLine("ok", `${label}: ${envelope.message}`);
-    }
+    return { ok: response.ok && !envelope.error, status: response.status, envelope };
   } catch (error) {
-    show(received, { error: true, message: String(error) });
-    logLine("error", `${label}: the broker is unreachable (${error.message})`);
+    return {
+      ok: false,
+      status: 0,
+      envelope: { error: true, message: `the broker is unreachable (${error.message})` },
+    };
   }
 }
 
-document.getElementById("broker-btn").addEventListener("click", () => send("Test Broker", "/", undefined));
+// One button's request: shown in Sent, Received and the output log; errors
+// are shown as errors, never swallowed.
+async function send(label, path, body) {
+  show(sent, body === undefined ? "empty post request" : body);
+  show(received, "waiting…");
+  const result = await callBroker("POST", path, body);
+  show(received, result.envelope);
+  const status = result.status ? `HTTP ${result.status}: ` : "";
+  logLine(result.ok ? "ok" : "error", `${label}: ${status}${result.envelope.message}`);
+  return result.ok;
+}
+
+function renderLogs(entries) {
+  logsBody.textContent = "";
+  if (entries.length === 0) {
+    const row = logsBody.insertRow();
+    const cell = row.insertCell();
+    cell.colSpan = 3;
+    cell.className = "muted";
+    cell.textContent = "No entries yet.";
+    return;
+  }
+  for (const entry of entries) {
+    const row = logsBody.insertRow();
+    row.dataset.id = entry.id;
+    row.insertCell().textContent = new Date(entry.created_at).toLocaleTimeString();
+    row.insertCell().textContent = entry.name;
+    row.insertCell().textContent = entry.data;
+  }
+}
+
+// Loads the newest entries; returns the id of the newest, or null.
+async function refreshLogs() {
+  const result = await callBroker("GET", "/logs?limit=10");
+  if (!result.ok) {
+    logLine("error", `Newest log entries: ${result.envelope.message}`);
+    return null;
+  }
+  const entries = result.envelope.data || [];
+  renderLogs(entries);
+  return entries.length > 0 ? entries[0].id : null;
+}
+
+// After a log action: refresh until a new entry shows up. A RabbitMQ event
+// is stored by the listener a moment after the broker answered.
+async function awaitNewEntry(previousNewest) {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const newest = await refreshLogs();
+    if (newest !== null && newest !== previousNewest) return;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}
+
+function newestShown() {
+  const first = logsBody.querySelector("tr[data-id]");
+  return first ? first.dataset.id : null;
+}
+
+async function sendLog(label, path, body) {
+  const before = newestShown();
+  if (await send(label, path, body)) {
+    await awaitNewEntry(before);
+  }
+}
+
+const logEntry = (transport) => ({ name: "event", data: `Some kind of ${transport} data` });
+
+const buttons = {
+  "broker-btn": () => send("Test Broker", "/", undefined),
+  "auth-btn": () =>
+    send("Test Auth", "/handle", {
+      action: "auth",
+      auth: { email: "admin@example.com", password: "verysecret" },
+    }),
+  "log-btn": () => sendLog("Test Log (RPC)", "/handle", { action: "log", transport: "rpc", log: logEntry("RPC") }),
+  "http-log-btn": () => sendLog("Test HTTP Log", "/handle", { action: "log", transport: "http", log: logEntry("HTTP") }),
+  "grpc-log-btn": () => sendLog("Test gRPC Log", "/log-grpc", { action: "log", log: logEntry("gRPC") }),
+  "amqp-log-btn": () =>
+    sendLog("Test RabbitMQ Log", "/handle", { action: "log", transport: "amqp", log: logEntry("RabbitMQ") }),
+  "mail-btn": () =>
+    send("Test Mail", "/handle", {
+      action: "mail",
+      mail: { from: "me@example.com", to: "you@example.com", subject: "Test email", message: "Hello, world!" },
+    }),
+};
+
+for (const [id, action] of Object.entries(buttons)) {
+  document.getElementById(id).addEventListener("click", action);
+}
+document.getElementById("logs-refresh").addEventListener("click", refreshLogs);
+refreshLogs();

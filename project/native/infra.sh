@@ -98,6 +98,14 @@ ensure_mailcatcher() {
   say "mail catcher ready: SMTP 127.0.0.1:1025, web UI http://localhost:8025"
 }
 
+# Headless Chromium and its WebDriver, for the browser test.
+ensure_browser() {
+  if ! command -v chromedriver >/dev/null || ! [ -x /usr/bin/chromium ]; then
+    apt_install chromium chromium-driver
+  fi
+  say "Chromium ready for the browser test"
+}
+
 for tool in curl timeout; do
   command -v "$tool" >/dev/null || apt_install curl coreutils
 done
@@ -114,6 +122,7 @@ for step in "${steps[@]}"; do
     mongo) ensure_mongo ;;
     mongo-install) install_mongo ;;
     mailcatcher) ensure_mailcatcher ;;
-    *) die "unknown step $step (postgres, rabbitmq, mongo, mongo-install, mailcatcher)" ;;
+    browser) ensure_browser ;;
+    *) die "unknown step $step (postgres, rabbitmq, mongo, mongo-install, mailcatcher, browser)" ;;
   esac
 done

@@ -5,7 +5,7 @@ NATIVE := project/native
 .PHONY: help start stop run restart build infra test-infra screenshot test lint fmt check-fmt clippy test-rust test-native
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 start: ## start infrastructure and all services in the background, wait until ready
 	@$(NATIVE)/start.sh
@@ -22,7 +22,7 @@ restart: ## rebuild and restart the services
 build: ## build every crate (release)
 	cargo build --workspace --release
 
-test: lint test-rust test-native ## every check and test: format, clippy, unit and integration tests, native stack smoke test
+test: lint test-rust test-native lint-deploy ## every check and test: format, clippy, unit, integration and browser tests, native stack smoke test, deployment files
 
 infra: ## install and start the local infrastructure only
 	@$(NATIVE)/infra.sh
@@ -53,3 +53,7 @@ clippy:
 
 fmt: ## format the code
 	cargo fmt --all
+
+# Docker, Swarm and Kubernetes: up, up-build, down, build-<service>,
+# swarm-deploy, swarm-rm, k8s-apply, k8s-delete, lint-deploy.
+include project/deploy.mk

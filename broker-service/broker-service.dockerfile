@@ -1,0 +1,50 @@
+# broker-service: the single entry point (HTTP 8080).
+#
+# Build from the workspace root (or with `make build-broker-service`):
+#   docker build -f broker-service/broker-service.dockerfile -t microservices/broker-service .
+#
+# The chef, planner and builder stages are the same, word for word, in all six
+# service dockerfiles: BuildKit builds the workspace once and every image
+# reuses those layers. Only the runtime stage differs.
+
+# --- build ---------------------------------------------------------------
+FROM rust:1.95.0-bookworm AS chef
+RUN cargo install cargo-chef --locked --version 0.1.78
+WORKDIR /src
+
+# The recipe lists the workspace's manifests and lock file only, so the
+# dependency layer below is rebuilt only when those change.
+FROM chef AS planner
+COPY . .
+RUN cargo chef prepare --recipe-path recipe.json
+
+FROM chef AS builder
+COPY --from=planner /src/recipe.json recipe.json
+RUN cargo chef cook --release --locked --workspace --bins --recipe-path recipe.json
+COPY . .
+RUN cargo build --release --locked --workspace --bins
+
+# --- runtime -------------------------------------------------------------
+# debian-slim rather than distroless: curl serves the compose and Swarm
+# healthchecks, and /bin/sh runs the entrypoint that turns Docker secrets
+# (NAME_FILE) into the environment variables the service reads.
+FROM debian:bookworm-slim
+# Package versions are left to the Debian release (and its security updates).
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates curl \
+    && rm -rf /var/lib/apt/lists/* \
+    && groupadd --system --gid 10001 app \
+    && useradd --system --uid 10001 --gid app --no-create-home \
+        --home-dir /nonexistent --shell /usr/sbin/nologin app
+COPY project/docker-entrypoint.sh /usr/local/bin/docker-entrypoint
+COPY --from=builder /src/target/release/broker-service /usr/local/bin/broker-service
+# Natively the service listens on 127.0.0.1; in a container on every interface.
+ENV HTTP_ADDR=0.0.0.0:8080 \
+    LOG_FORMAT=json
+USER 10001:10001
+EXPOSE 8080
+# Liveness only: compose, Swarm and Kubernetes probe /readyz themselves.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
+    CMD ["curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:8080/healthz"]
+ENTRYPOINT ["/usr/local/bin/docker-entrypoint", "/usr/local/bin/broker-service"]

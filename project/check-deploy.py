@@ -1,0 +1,340 @@
+#!/usr/bin/env python3
+"""Checks that the deployment variants describe the same system.
+
+The dockerfiles, project/docker-compose.yml, project/swarm.yml, project/k8s/
+and the Caddyfile must agree with each other and with the README on the
+services' ports, environment variables, health checks and images. Run by
+project/lint-deploy.sh (`make lint-deploy`) with the deployment venv's Python,
+which has PyYAML. Prints one line per problem; exits 1 if there is any.
+"""
+
+import re
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT = ROOT / "project"
+K8S = PROJECT / "k8s"
+
+# The ports of ../shared/SPEC.md section 2, the same natively and in containers.
+SERVICES = {
+    "broker-service": {"http": 8080},
+    "front-end": {"http": 8081},
+    "authentication-service": {"http": 8082},
+    "logger-service": {"http": 8083, "rpc": 5001, "grpc": 50001},
+    "mail-service": {"http": 8084},
+    "listener-service": {"http": 8085},
+}
+# The variable that carries each extra port inside the image.
+PORT_VARS = {"http": "HTTP_ADDR", "rpc": "RPC_ADDR", "grpc": "GRPC_ADDR"}
+INFRA = ["postgres", "mongo", "rabbitmq", "mailpit"]
+STATEFUL = ["postgres", "mongo", "rabbitmq"]
+# Where the browser reaches the broker and the mail UI differs on purpose:
+# a same-origin path behind Caddy, hosts of the Ingress in Kubernetes.
+BROWSER_VARS = {"BROKER_URL", "MAIL_UI_URL"}
+
+problems = []
+
+
+def problem(where, message):
+    problems.append(f"{where}: {message}")
+
+
+def load(path):
+    with open(path) as f:
+        return yaml.safe_load(f)
+
+
+def load_all(path):
+    with open(path) as f:
+        return [d for d in yaml.safe_load_all(f) if d]
+
+
+def default_of(value):
+    """`${X:-d}` -> d; a literal stays itself; None when it needs the env."""
+    value = str(value)
+    m = re.fullmatch(r"\$\{[A-Z_]+:-([^}]*)\}", value)
+    if m:
+        return m.group(1)
+    return None if "${" in value else value
+
+
+def health_url(test):
+    text = " ".join(test) if isinstance(test, list) else str(test)
+    m = re.search(r"http://127\.0\.0\.1(?::(\d+))?(/\S*)", text)
+    return (int(m.group(1) or 80), m.group(2)) if m else None
+
+
+# --- dockerfiles -----------------------------------------------------------
+
+def check_dockerfile(name, ports):
+    path = ROOT / name / f"{name}.dockerfile"
+    where = str(path.relative_to(ROOT))
+    if not path.is_file():
+        problem(where, "missing")
+        return
+    text = path.read_text()
+    runtime = text.split("FROM debian:", 1)[-1]
+    for kind, port in ports.items():
+        var = PORT_VARS[kind]
+        if not re.search(rf"\b{var}=0\.0\.0\.0:{port}\b", runtime):
+            problem(where, f"the image must set {var}=0.0.0.0:{port}")
+    expose = re.search(r"^EXPOSE (.+)$", runtime, re.M)
+    exposed = set(map(int, expose.group(1).split())) if expose else set()
+    if exposed != set(ports.values()):
+        problem(where, f"EXPOSE {sorted(exposed)} is not the ports {sorted(ports.values())}")
+    if f"http://127.0.0.1:{ports['http']}/healthz" not in runtime:
+        problem(where, f"HEALTHCHECK must hit http://127.0.0.1:{ports['http']}/healthz")
+    if f"/src/target/release/{name} " not in runtime:
+        problem(where, f"the runtime stage must copy the {name} binary")
+    if not re.search(r"^USER 10001", runtime, re.M):
+        problem(where, "the runtime stage must run as user 10001")
+    if "LOG_FORMAT=json" not in runtime:
+        problem(where, "the image must set LOG_FORMAT=json")
+
+
+# --- compose and swarm -------------------------------------------------------
+
+def service_env(svc):
+    env = svc.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env)
+    return env
+
+
+def check_compose_like(label, doc, is_swarm):
+    services = doc.get("services", {})
+    result = {}
+    for name in list(SERVICES) + INFRA + ["caddy"]:
+        if name not in services:
+            problem(label, f"service {name} is missing")
+    for name, svc in services.items():
+        where = f"{label} {name}"
+        if "healthcheck" not in svc:
+            problem(where, "has no healthcheck")
+        if name in SERVICES:
+            ports = SERVICES[name]
+            url = health_url(svc.get("healthcheck", {}).get("test", []))
+            if url != (ports["http"], "/readyz"):
+                problem(where, f"healthcheck must hit http://127.0.0.1:{ports['http']}/readyz, not {url}")
+            if not str(svc.get("image", "")).endswith(f"/{name}:${{TAG:-latest}}"):
+                problem(where, f"image must be ${{IMAGE_PREFIX:-microservices}}/{name}:${{TAG:-latest}}")
+            if svc.get("ports"):
+                problem(where, "an internal service must not publish ports")
+            if svc.get("environment", {}).get("LOG_FORMAT") != "json":
+                problem(where, "must set LOG_FORMAT: json")
+            if not svc.get("read_only"):
+                problem(where, "must run with read_only: true")
+            result[name] = service_env(svc)
+        if name == "caddy":
+            published = [p if isinstance(p, str) else f"{p.get('published')}:{p.get('target')}"
+                         for p in svc.get("ports", [])]
+            if published != ["80:80"]:
+                problem(where, f"must publish port 80, not {published}")
+            if health_url(svc.get("healthcheck", {}).get("test", [])) != (80, "/healthz"):
+                problem(where, "healthcheck must hit Caddy's /healthz")
+        if not is_swarm:
+            if name in SERVICES or name == "caddy":
+                build = svc.get("build", {})
+                want = "project/caddy.dockerfile" if name == "caddy" else f"{name}/{name}.dockerfile"
+                if build.get("context") != ".." or build.get("dockerfile") != want:
+                    problem(where, f"must build {want} in the workspace root (context ..)")
+            for dep, cond in (svc.get("depends_on") or {}).items():
+                if not isinstance(cond, dict) or cond.get("condition") != "service_healthy":
+                    problem(where, f"depends_on {dep} must wait for service_healthy")
+        else:
+            deploy = svc.get("deploy", {})
+            if name in SERVICES or name == "caddy":
+                if deploy.get("replicas", 1) < 2:
+                    problem(where, "a stateless service runs 2+ replicas")
+                update = deploy.get("update_config", {})
+                if update.get("order") != "start-first" or update.get("failure_action") != "rollback":
+                    problem(where, "update_config needs order: start-first, failure_action: rollback")
+                if "rollback_config" not in deploy:
+                    problem(where, "needs a rollback_config")
+            if name in STATEFUL and deploy.get("update_config", {}).get("order") != "stop-first":
+                problem(where, "a database must update stop-first (never two on one volume)")
+            if "restart_policy" not in deploy:
+                problem(where, "needs a restart_policy")
+            if "limits" not in deploy.get("resources", {}):
+                problem(where, "needs resource limits")
+            for secret in svc.get("secrets", []):
+                source = secret if isinstance(secret, str) else secret["source"]
+                if source not in (doc.get("secrets") or {}):
+                    problem(where, f"secret {source} is not declared")
+            for var, value in service_env(svc).items():
+                if var.endswith("_FILE"):
+                    mounted = {s if isinstance(s, str) else s.get("target", s["source"])
+                               for s in svc.get("secrets", [])}
+                    if Path(str(value)).name not in mounted and str(value) not in mounted:
+                        problem(where, f"{var}={value} names no mounted secret")
+    if is_swarm:
+        for net in (doc.get("networks") or {}).values():
+            if (net or {}).get("driver") != "overlay":
+                problem(label, "every network must be an overlay network")
+    return result
+
+
+# --- kubernetes ---------------------------------------------------------------
+
+def check_k8s(compose_env):
+    kustomization = load(K8S / "kustomization.yaml")
+    listed = kustomization.get("resources", [])
+    present = sorted(p.name for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
+    if sorted(listed) != present:
+        problem("project/k8s/kustomization.yaml",
+                f"resources {sorted(listed)} do not match the directory's manifests {present}")
+    images = {i["name"] for i in kustomization.get("images", [])}
+    for name in SERVICES:
+        if f"microservices/{name}" not in images:
+            problem("project/k8s/kustomization.yaml", f"images lacks microservices/{name}")
+
+    objects = {}
+    for path in sorted(K8S.glob("*.yaml")):
+        if path.name == "kustomization.yaml":
+            continue
+        for doc in load_all(path):
+            objects[(doc["kind"], doc["metadata"]["name"])] = doc
+    secret = objects.get(("Secret", "microservices-secrets"))
+    secret_keys = set((secret or {}).get("stringData", {})) | set((secret or {}).get("data", {}))
+    if secret is None:
+        problem("project/k8s", "the Secret template microservices-secrets is missing")
+
+    for name, ports in SERVICES.items():
+        where = f"project/k8s/{name}.yaml"
+        deploy = objects.get(("Deployment", name))
+        service = objects.get(("Service", name))
+        if deploy is None or service is None:
+            problem(where, "needs a Deployment and a Service")
+            continue
+        pod = deploy["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        if not container["image"].startswith(f"microservices/{name}:"):
+            problem(where, f"image must be microservices/{name}")
+        cports = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
+        if cports != ports:
+            problem(where, f"container ports {cports} are not {ports}")
+        sports = {p["name"]: p["port"] for p in service["spec"]["ports"]}
+        if sports != ports:
+            problem(where, f"Service ports {sports} are not {ports}")
+        for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
+            get = container.get(probe, {}).get("httpGet", {})
+            if get.get("path") != path or get.get("port") not in ("http", ports["http"]):
+                problem(where, f"{probe} must GET {path} on the http port")
+        psc = pod.get("securityContext", {})
+        csc = container.get("securityContext", {})
+        if not (psc.get("runAsNonRoot") and psc.get("seccompProfile", {}).get("type") == "RuntimeDefault"
+                and csc.get("readOnlyRootFilesystem") and csc.get("allowPrivilegeEscalation") is False
+                and csc.get("capabilities", {}).get("drop") == ["ALL"]):
+            problem(where, "needs the restricted securityContext")
+        res = container.get("resources", {})
+        if not (res.get("requests") and res.get("limits")):
+            problem(where, "needs resource requests and limits")
+        replicas = deploy["spec"].get("replicas")
+        hpa = objects.get(("HorizontalPodAutoscaler", name))
+        if (hpa["spec"]["minReplicas"] if hpa else replicas or 1) < 2:
+            problem(where, "runs 2+ replicas (or an HPA with minReplicas 2+)")
+
+        # The same variables as compose, with the same values where they
+        # are not secrets, credentials or browser-facing.
+        config = objects.get(("ConfigMap", name), {}).get("data", {})
+        refs = [r["configMapRef"]["name"] for r in container.get("envFrom", []) if "configMapRef" in r]
+        if refs != [name]:
+            problem(where, f"must take envFrom the ConfigMap {name}")
+        env = {e["name"]: e for e in container.get("env", [])}
+        for var, e in env.items():
+            key = e.get("valueFrom", {}).get("secretKeyRef", {}).get("key")
+            if key is not None and key not in secret_keys:
+                problem(where, f"{var} refers to the missing Secret key {key}")
+        k8s_vars = set(config) | set(env)
+        compose_vars = set(compose_env.get(name, {}))
+        if k8s_vars != compose_vars:
+            problem(where, f"variables differ from compose: only in k8s {sorted(k8s_vars - compose_vars)}, "
+                           f"only in compose {sorted(compose_vars - k8s_vars)}")
+        for var, value in config.items():
+            if var in BROWSER_VARS or var not in compose_env.get(name, {}):
+                continue
+            expected = default_of(compose_env[name][var])
+            if expected is not None and str(value) != expected:
+                problem(where, f"{var}={value!r} but compose says {expected!r}")
+
+    for name in STATEFUL:
+        sts = objects.get(("StatefulSet", name))
+        if sts is None or not sts["spec"].get("volumeClaimTemplates"):
+            problem(f"project/k8s/{name}.yaml", "needs a StatefulSet with a PersistentVolumeClaim")
+    if ("HorizontalPodAutoscaler", "broker-service") not in objects:
+        problem("project/k8s", "the broker needs a HorizontalPodAutoscaler")
+    ingress = [o for (kind, _), o in objects.items() if kind == "Ingress"]
+    backends = {p["backend"]["service"]["name"] for i in ingress for r in i["spec"]["rules"]
+                for p in r["http"]["paths"]}
+    if not {"front-end", "broker-service"} <= backends:
+        problem("project/k8s/ingress.yaml", "must route to front-end and broker-service")
+
+
+def main():
+    for name, ports in SERVICES.items():
+        check_dockerfile(name, ports)
+
+    compose = load(PROJECT / "docker-compose.yml")
+    swarm = load(PROJECT / "swarm.yml")
+    compose_env = check_compose_like("project/docker-compose.yml", compose, is_swarm=False)
+    swarm_env = check_compose_like("project/swarm.yml", swarm, is_swarm=True)
+
+    # Swarm: the same variables, a secret's NAME_FILE standing for NAME.
+    for name in SERVICES:
+        c = compose_env.get(name, {})
+        s = {k.removesuffix("_FILE"): v for k, v in swarm_env.get(name, {}).items()}
+        if set(c) != set(s):
+            problem(f"project/swarm.yml {name}",
+                    f"variables differ from compose: {sorted(set(c) ^ set(s))}")
+        for var in set(c) & set(s):
+            if f"{var}_FILE" not in swarm_env.get(name, {}) and str(c[var]) != str(s[var]):
+                problem(f"project/swarm.yml {name}", f"{var}={s[var]!r} but compose says {c[var]!r}")
+    for name in INFRA:
+        ci = compose["services"].get(name, {}).get("image")
+        si = swarm["services"].get(name, {}).get("image")
+        if ci != si:
+            problem("project/swarm.yml", f"{name} runs {si}, compose runs {ci}")
+
+    check_k8s(compose_env)
+    for name in INFRA:
+        images = {c["image"] for path in K8S.glob("*.yaml") if path.name != "kustomization.yaml"
+                  for d in load_all(path) if d["kind"] in ("StatefulSet", "Deployment")
+                  and d["metadata"]["name"] == name for c in d["spec"]["template"]["spec"]["containers"]}
+        if images != {compose["services"].get(name, {}).get("image")}:
+            problem(f"project/k8s/{name}.yaml", f"runs {images}, compose runs {compose['services'][name]['image']}")
+
+    # Every service variable is documented in the README, and each
+    # service's port is there too.
+    readme = (ROOT / "README.md").read_text()
+    documented = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", readme))
+    for name, env in compose_env.items():
+        for var in env:
+            if var not in documented:
+                problem("README.md", f"{var} (used by {name}) is not in the configuration table")
+    for name, ports in SERVICES.items():
+        if not re.search(rf"localhost:{ports['http']}\b", readme):
+            problem("README.md", f"does not mention {name}'s port {ports['http']}")
+
+    # Caddy proxies to the compose / Swarm names and ports.
+    caddyfile = (PROJECT / "Caddyfile").read_text()
+    for name in ("broker-service", "front-end"):
+        if f"reverse_proxy {name}:{SERVICES[name]['http']}" not in caddyfile:
+            problem("project/Caddyfile", f"must proxy to {name}:{SERVICES[name]['http']}")
+
+    # Every variable compose interpolates is in .env.example.
+    example = {line.split("=", 1)[0] for line in (PROJECT / ".env.example").read_text().splitlines()
+               if re.match(r"[A-Z_]+=", line)}
+    used = set(re.findall(r"\$\{([A-Z_]+)", (PROJECT / "docker-compose.yml").read_text()))
+    for var in sorted(used - example - {"IMAGE_PREFIX", "TAG"}):
+        problem("project/.env.example", f"lacks {var}, which docker-compose.yml uses")
+
+    for line in problems:
+        print(line)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+# Deployment targets: Docker images, docker compose, Docker Swarm, Kubernetes
+# and the offline checks of their files. Included by the top-level Makefile;
+# also usable alone from the workspace root: make -f project/deploy.mk TARGET.
+# See docs/deploy.md.
+#
+# Settings (make VAR=value or the environment):
+#   IMAGE_PREFIX  image names are IMAGE_PREFIX/<service>:TAG (microservices);
+#                 a registry path for Swarm and Kubernetes
+#   TAG           image tag (latest)
+#   STACK         the Swarm stack's name (microservices)
+#   DEPLOY_ENV_FILE  settings and credentials (project/.env, made from
+#                 project/.env.example by `make up` if missing)
+
+SHELL := /bin/bash
+
+# Keep the including Makefile's default goal; alone, list these targets.
+deploy_saved_goal := $(.DEFAULT_GOAL)
+
+IMAGE_PREFIX ?= microservices
+TAG ?= latest
+STACK ?= microservices
+DEPLOY_ENV_FILE ?= project/.env
+DEPLOY_SERVICES := broker-service authentication-service logger-service mail-service listener-service front-end
+DEPLOY_IMAGES := $(DEPLOY_SERVICES) caddy
+DEPLOY_BUILD_TARGETS := $(addprefix build-,$(DEPLOY_IMAGES))
+
+# `docker compose` (v2) where the plugin is installed, else `docker-compose`.
+COMPOSE_CMD ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+# BuildKit, so the six images share their identical build stages.
+COMPOSE = IMAGE_PREFIX=$(IMAGE_PREFIX) TAG=$(TAG) DOCKER_BUILDKIT=1 COMPOSE_DOCKER_CLI_BUILD=1 \
+	$(COMPOSE_CMD) --project-name microservices --env-file $(DEPLOY_ENV_FILE) -f project/docker-compose.yml
+
+deploy_dockerfile = $(if $(filter caddy,$1),project/caddy.dockerfile,$1/$1.dockerfile)
+
+.PHONY: deploy-help up up-build down build-images push-images $(DEPLOY_BUILD_TARGETS) \
+	swarm-deploy swarm-rm k8s-apply k8s-delete lint-deploy
+
+deploy-help:
+	@grep -E '^[a-z0-9-]+:.*## ' project/deploy.mk | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(DEPLOY_ENV_FILE):
+	@cp project/.env.example $@
+	@echo "created $@ from project/.env.example: change its passwords before anything but a local trial"
+
+up: | $(DEPLOY_ENV_FILE) ## docker compose: start the system (builds missing images); page on http://localhost
+	$(COMPOSE) up -d
+	@echo "test page http://localhost  broker http://localhost/api/  mail http://localhost:8025  rabbitmq http://localhost:15672"
+
+up-build: | $(DEPLOY_ENV_FILE) ## docker compose: build every image, then start the system
+	$(COMPOSE) up -d --build
+	@echo "test page http://localhost  broker http://localhost/api/  mail http://localhost:8025  rabbitmq http://localhost:15672"
+
+down: ## docker compose: stop and remove the containers (the volumes stay)
+	$(COMPOSE) down
+
+$(DEPLOY_BUILD_TARGETS): build-%:
+	DOCKER_BUILDKIT=1 docker build -f $(call deploy_dockerfile,$*) -t $(IMAGE_PREFIX)/$*:$(TAG) .
+
+build-images: $(DEPLOY_BUILD_TARGETS) ## build the six service images and Caddy's (build-<service> builds one)
+
+push-images: ## push the images to the registry named by IMAGE_PREFIX
+	@set -e; for image in $(DEPLOY_IMAGES); do docker push $(IMAGE_PREFIX)/$$image:$(TAG); done
+
+swarm-deploy: ## Docker Swarm: create the missing secrets from project/.env, deploy project/swarm.yml as STACK
+	ENV_FILE=$(DEPLOY_ENV_FILE) IMAGE_PREFIX=$(IMAGE_PREFIX) TAG=$(TAG) project/swarm-deploy.sh $(STACK)
+
+swarm-rm: ## Docker Swarm: remove the stack (volumes and secrets stay)
+	docker stack rm $(STACK)
+
+k8s-apply: ## Kubernetes: kubectl apply -k project/k8s
+	kubectl apply -k project/k8s
+
+k8s-delete: ## Kubernetes: delete everything, the namespace and the databases' volumes included
+	kubectl delete -k project/k8s --ignore-not-found
+
+lint-deploy: ## check every deployment file offline (installs the validators when missing)
+	@project/lint-deploy.sh
+
+ifeq ($(deploy_saved_goal),)
+ifeq ($(words $(MAKEFILE_LIST)),1)
+.DEFAULT_GOAL := deploy-help
+else
+# Included before any target: the including Makefile's next target is the default.
+.DEFAULT_GOAL :=
+endif
+else
+.DEFAULT_GOAL := $(deploy_saved_goal)
+endif

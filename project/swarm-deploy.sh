@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Deploys project/swarm.yml as a Docker Swarm stack (`make swarm-deploy`).
+#
+#   project/swarm-deploy.sh [STACK]          STACK defaults to microservices
+#
+# 1. Reads the settings from ENV_FILE (default project/.env; see .env.example).
+# 2. Creates each Docker secret the stack uses that does not exist yet, with
+#    values derived from those settings, so the passwords and the connection
+#    URLs always agree. Existing secrets are left alone: Docker secrets are
+#    immutable (see docs/deploy.md for rotation).
+# 3. Runs `docker stack deploy` with the settings in the environment, which
+#    swarm.yml interpolates (user names, mail settings, IMAGE_PREFIX, TAG).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+stack=${1:-microservices}
+env_file=${ENV_FILE:-project/.env}
+
+die() { echo "swarm-deploy: $*" >&2; exit 1; }
+
+[ -f "$env_file" ] || die "$env_file is missing: copy project/.env.example to it and set the values"
+docker info --format '{{.Swarm.LocalNodeState}}' 2>/dev/null | grep -qx active \
+  || die "this Docker engine is not part of a swarm (docker swarm init)"
+
+# KEY=VALUE lines, as docker compose reads them; comments and blanks skipped.
+# Variables already set in the environment win, as with compose.
+while IFS= read -r line || [ -n "$line" ]; do
+  line=${line%$'\r'}
+  [[ $line =~ ^[[:space:]]*(#|$) ]] && continue
+  [[ $line =~ ^[[:space:]]*([A-Za-z_][A-Za-z0-9_]*)=(.*)$ ]] || die "$env_file: cannot read line: $line"
+  key=${BASH_REMATCH[1]} value=${BASH_REMATCH[2]}
+  [ -n "${!key+set}" ] || export "$key=$value"
+done < "$env_file"
+
+# Values pasted into URLs must not need percent-encoding.
+for key in POSTGRES_USER POSTGRES_PASSWORD MONGO_USER MONGO_PASSWORD RABBITMQ_USER RABBITMQ_PASSWORD; do
+  value=${!key:-}
+  [ -n "$value" ] || die "$key is not set in $env_file"
+  [[ $value =~ ^[A-Za-z0-9._~-]+$ ]] || die "$key may hold only letters, digits, '.', '_', '~' and '-'"
+done
+
+# Creates secret $1 with the content on stdin unless it already exists.
+secret() {
+  if docker secret inspect "$1" >/dev/null 2>&1; then
+    echo "secret $1: exists, kept"
+  else
+    docker secret create "$1" - >/dev/null
+    echo "secret $1: created"
+  fi
+}
+
+printf '%s' "$POSTGRES_PASSWORD" | secret postgres_password
+printf 'postgres://%s:%s@postgres:5432/users' "$POSTGRES_USER" "$POSTGRES_PASSWORD" | secret database_url
+printf '%s' "$MONGO_PASSWORD" | secret mongo_password
+printf 'mongodb://%s:%s@mongo:27017/?authSource=admin' "$MONGO_USER" "$MONGO_PASSWORD" | secret mongo_url
+printf 'default_user = %s\ndefault_pass = %s\n' "$RABBITMQ_USER" "$RABBITMQ_PASSWORD" | secret rabbitmq_credentials
+printf 'amqp://%s:%s@rabbitmq:5672/%%2f' "$RABBITMQ_USER" "$RABBITMQ_PASSWORD" | secret amqp_url
+# A secret cannot be empty; the entrypoint strips the newline, and an empty
+# MAIL_PASSWORD means no password.
+printf '%s\n' "${MAIL_PASSWORD:-}" | secret mail_password
+
+docker stack deploy --prune -c project/swarm.yml "$stack"
+echo "stack $stack deployed: docker stack services $stack"

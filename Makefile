@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 NATIVE := project/native
 
-.PHONY: help start stop run restart build infra test-infra screenshot test lint fmt check-fmt clippy test-rust test-native
+.PHONY: help start stop run restart build infra test-infra screenshot bench soak test lint fmt check-fmt clippy test-rust test-native
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -42,6 +42,12 @@ test-rust: test-infra ## unit and integration tests against real servers
 
 test-native: ## `make start` from scratch, every /readyz green, `make stop` leaves nothing behind
 	@$(NATIVE)/smoke-test.sh
+
+bench: ## measure every path, the logger directly and the ceilings; writes docs/bench/report.md
+	@project/bench.sh bench
+
+soak: ## each log transport at concurrency 64 for 5 minutes; writes docs/bench/soak.md
+	@project/bench.sh soak
 
 lint: check-fmt clippy ## formatting and clippy, warnings as errors
 

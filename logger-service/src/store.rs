@@ -6,6 +6,7 @@
 //! [`OPERATION_TIMEOUT`], so a MongoDB outage is a prompt
 //! [`StoreError::Unavailable`], never a hang.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -22,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use service_kit::config::Url;
 use service_kit::health::ReadinessCheck;
 use service_kit::shutdown::CancellationToken;
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 /// The collection every entry lives in.
 pub const COLLECTION: &str = "logs";
@@ -145,6 +147,70 @@ fn parse_id(id: &str) -> Result<ObjectId, StoreError> {
 pub struct LogStore {
     client: Client,
     logs: Collection<LogDocument>,
+    writes: mpsc::Sender<PendingWrite>,
+}
+
+/// Entries one `insert_many` may carry.
+const MAX_BATCH: usize = 256;
+/// Batches in flight at once.
+const WRITERS: usize = 4;
+
+/// An entry waiting to be stored, and who to tell once it is.
+struct PendingWrite {
+    doc: LogDocument,
+    stored: oneshot::Sender<Result<(), BatchFailure>>,
+}
+
+/// Why a batch was not stored, shareable by all its callers.
+#[derive(Debug, Clone)]
+enum BatchFailure {
+    Unavailable(String),
+    Internal(String),
+}
+
+impl From<BatchFailure> for StoreError {
+    fn from(failure: BatchFailure) -> Self {
+        match failure {
+            BatchFailure::Unavailable(m) => StoreError::Unavailable(m),
+            BatchFailure::Internal(m) => StoreError::Internal(anyhow::anyhow!(m)),
+        }
+    }
+}
+
+/// Coalesces concurrent writes: whatever entries are waiting when a writer
+/// is free go to MongoDB in one `insert_many`, and each caller is answered
+/// only once its batch is stored. Under light load a batch is one entry, so
+/// nothing waits for company; under heavy load one round trip stores many.
+async fn write_batches(logs: Collection<LogDocument>, mut pending: mpsc::Receiver<PendingWrite>) {
+    let writers = Arc::new(Semaphore::new(WRITERS));
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    loop {
+        let Ok(writer) = writers.clone().acquire_owned().await else {
+            return;
+        };
+        if pending.recv_many(&mut batch, MAX_BATCH).await == 0 {
+            return;
+        }
+        let writes: Vec<PendingWrite> = std::mem::take(&mut batch);
+        let logs = logs.clone();
+        tokio::spawn(async move {
+            let docs: Vec<&LogDocument> = writes.iter().map(|w| &w.doc).collect();
+            let result = bounded(logs.insert_many(docs).ordered(false))
+                .await
+                .map(drop)
+                .map_err(|e| match e {
+                    StoreError::Unavailable(m) => BatchFailure::Unavailable(m),
+                    other => BatchFailure::Internal(format!("{other:#}")),
+                });
+            if writes.len() > 1 {
+                tracing::debug!(entries = writes.len(), ok = result.is_ok(), "batch stored");
+            }
+            for write in writes {
+                let _ = write.stored.send(result.clone());
+            }
+            drop(writer);
+        });
+    }
 }
 
 impl LogStore {
@@ -159,7 +225,13 @@ impl LogStore {
         options.connect_timeout = Some(SERVER_SELECTION_TIMEOUT);
         let client = Client::with_options(options).context("cannot create the MongoDB client")?;
         let logs = client.database(database).collection(COLLECTION);
-        Ok(Self { client, logs })
+        let (writes, pending) = mpsc::channel(4 * MAX_BATCH);
+        tokio::spawn(write_batches(logs.clone(), pending));
+        Ok(Self {
+            client,
+            logs,
+            writes,
+        })
     }
 
     /// Stores a new entry and returns it as stored.
@@ -172,9 +244,18 @@ impl LogStore {
             created_at: now,
             updated_at: now,
         };
-        bounded(self.logs.insert_one(&doc)).await?;
-        tracing::debug!(id = %doc.id, name = doc.name, "log entry stored");
-        Ok(doc.into())
+        let (stored, outcome) = oneshot::channel();
+        let entry = LogEntry::from(doc.clone());
+        let queued = PendingWrite { doc, stored };
+        self.writes
+            .send(queued)
+            .await
+            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
+        match outcome.await {
+            Ok(Ok(())) => Ok(entry),
+            Ok(Err(failure)) => Err(failure.into()),
+            Err(_) => Err(StoreError::Unavailable("the writer has stopped".into())),
+        }
     }
 
     /// Entries newest first (ties by insertion order, newest first).

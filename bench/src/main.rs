@@ -1,0 +1,250 @@
+//! `make bench` and `make soak` against the native stack (`make start`).
+//!
+//! `bench [bench|soak]`; settings from the environment: `BENCH_SECS` (10),
+//! `WARMUP_SECS` (2), `CONCURRENCY` ("1,16,64"), `SOAK_SECS` (300),
+//! `RUN_DIR` (.run, for the services' PIDs), `OUT_DIR` (docs/bench).
+
+mod load;
+mod procs;
+mod report;
+mod scenarios;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde_json::json;
+
+use crate::load::LoadResult;
+use crate::procs::{Usage, Watcher};
+use crate::scenarios::{Clients, Endpoints, Path};
+
+pub struct Settings {
+    pub duration: Duration,
+    pub warmup: Duration,
+    pub concurrency: Vec<usize>,
+    pub soak: Duration,
+    pub run_dir: PathBuf,
+    pub out_dir: PathBuf,
+}
+
+impl Settings {
+    fn from_env() -> anyhow::Result<Self> {
+        let secs = |name: &str, default: &str| -> anyhow::Result<Duration> {
+            let value = std::env::var(name).unwrap_or_else(|_| default.into());
+            Ok(Duration::from_secs_f64(
+                value.parse().with_context(|| format!("{name}={value:?}"))?,
+            ))
+        };
+        let concurrency = std::env::var("CONCURRENCY").unwrap_or_else(|_| "1,16,64".into());
+        Ok(Self {
+            duration: secs("BENCH_SECS", "10")?,
+            warmup: secs("WARMUP_SECS", "2")?,
+            concurrency: concurrency
+                .split(',')
+                .map(|c| c.trim().parse())
+                .collect::<Result<_, _>>()
+                .context("CONCURRENCY")?,
+            soak: secs("SOAK_SECS", "300")?,
+            run_dir: std::env::var("RUN_DIR")
+                .unwrap_or_else(|_| ".run".into())
+                .into(),
+            out_dir: std::env::var("OUT_DIR")
+                .unwrap_or_else(|_| "docs/bench".into())
+                .into(),
+        })
+    }
+}
+
+/// One measured run.
+pub struct Row {
+    pub group: &'static str,
+    pub path: Path,
+    pub concurrency: usize,
+    pub result: LoadResult,
+    pub usage: BTreeMap<String, Usage>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mode = std::env::args().nth(1).unwrap_or_else(|| "bench".into());
+    let settings = Settings::from_env()?;
+    let clients = Clients::connect(Endpoints::default())
+        .await
+        .context("is the stack up? (make start)")?;
+    std::fs::create_dir_all(&settings.out_dir)?;
+    match mode.as_str() {
+        "bench" => bench(&settings, clients).await,
+        "soak" => soak(&settings, clients).await,
+        other => anyhow::bail!("unknown mode {other}: bench or soak"),
+    }
+}
+
+async fn measure(
+    settings: &Settings,
+    clients: &Arc<Clients>,
+    group: &'static str,
+    path: Path,
+    c: usize,
+) -> Row {
+    eprintln!("  {} at concurrency {c}", path.label());
+    let watcher = Watcher::start(
+        procs::services(&settings.run_dir),
+        Duration::from_millis(500),
+    );
+    let result = load::run(
+        c,
+        settings.warmup,
+        settings.duration,
+        path.request(clients.clone()),
+    )
+    .await;
+    let usage = watcher
+        .finish()
+        .await
+        .into_iter()
+        .map(|(name, (usage, _))| (name, usage))
+        .collect();
+    if let Some(e) = &result.first_error {
+        eprintln!("    {} errors, first: {e}", result.errors);
+    }
+    Row {
+        group,
+        path,
+        concurrency: c,
+        result,
+        usage,
+    }
+}
+
+async fn bench(settings: &Settings, clients: Arc<Clients>) -> anyhow::Result<()> {
+    let groups: [(&'static str, &[Path]); 3] = [
+        ("Through the broker", &Path::THROUGH_BROKER),
+        ("Straight at the logger", &Path::STRAIGHT_AT_LOGGER),
+        ("Ceilings", &Path::CEILINGS),
+    ];
+    let mut rows = Vec::new();
+    for (group, paths) in groups {
+        eprintln!("{group}");
+        for &path in paths {
+            for &c in &settings.concurrency {
+                rows.push(measure(settings, &clients, group, path, c).await);
+            }
+        }
+    }
+
+    eprintln!("log p99 while an auth burst runs");
+    let auth_burst = {
+        let request = Path::BrokerAuth.request(clients.clone());
+        let (warmup, duration) = (settings.warmup, settings.duration + Duration::from_secs(2));
+        tokio::spawn(load::run(16, warmup, duration, request))
+    };
+    let during_burst = load::run(
+        1,
+        settings.warmup + Duration::from_secs(1),
+        settings.duration,
+        Path::BrokerLog("rpc").request(clients.clone()),
+    )
+    .await;
+    let burst = auth_burst.await?;
+
+    eprintln!("bcrypt cost per verification");
+    let bcrypt_ms = tokio::task::spawn_blocking(|| {
+        let hash = bcrypt::hash("verysecret", 10).expect("hash");
+        let started = Instant::now();
+        for _ in 0..20 {
+            assert!(bcrypt::verify("verysecret", &hash).expect("verify"));
+        }
+        started.elapsed().as_secs_f64() * 1000.0 / 20.0
+    })
+    .await?;
+
+    eprintln!("amqp end to end: publish to stored");
+    let amqp_e2e = amqp_end_to_end(&clients, 30).await?;
+
+    let extra = report::Extra {
+        bcrypt_ms,
+        amqp_e2e_ms: amqp_e2e,
+        log_during_auth: during_burst,
+        auth_burst: burst,
+    };
+    report::write_bench(settings, &rows, &extra)?;
+    eprintln!(
+        "report written to {}",
+        settings.out_dir.join("report.md").display()
+    );
+    Ok(())
+}
+
+/// Publishes one event at a time through the broker and waits until the
+/// listener counts it stored (its `/metrics`): the time from the publish to
+/// the stored entry. (Listing the logger's entries would measure the list
+/// query instead, which the MongoDB stand-in answers slowly once the
+/// collection is large.)
+async fn amqp_end_to_end(clients: &Arc<Clients>, samples: usize) -> anyhow::Result<Vec<f64>> {
+    let http = reqwest::Client::new();
+    let stored = || async {
+        let text = http
+            .get("http://127.0.0.1:8085/metrics")
+            .send()
+            .await?
+            .text()
+            .await?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("listener_events_stored_total "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .context("listener_events_stored_total is missing from the listener's /metrics")
+    };
+    let mut latencies = Vec::new();
+    for i in 0..samples {
+        let before = stored().await?;
+        let started = Instant::now();
+        let body = json!({"action": "log", "transport": "amqp", "log": {"name": "e2e", "data": format!("end to end {i}")}});
+        http.post(format!("{}/handle", clients.broker()))
+            .json(&body)
+            .send()
+            .await?
+            .error_for_status()?;
+        while stored().await? <= before {
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(10),
+                "event {i} was not stored within 10 s"
+            );
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+        latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    latencies.sort_by(f64::total_cmp);
+    Ok(latencies)
+}
+
+async fn soak(settings: &Settings, clients: Arc<Clients>) -> anyhow::Result<()> {
+    let mut runs = Vec::new();
+    for transport in ["rpc", "http", "grpc", "amqp"] {
+        eprintln!(
+            "soak: log via {transport}, concurrency 64, {} s",
+            settings.soak.as_secs()
+        );
+        let watcher = Watcher::start(procs::services(&settings.run_dir), Duration::from_secs(10));
+        let result = load::run(
+            64,
+            Duration::ZERO,
+            settings.soak,
+            Path::BrokerLog(transport).request(clients.clone()),
+        )
+        .await;
+        let series = watcher.finish().await;
+        if let Some(e) = &result.first_error {
+            eprintln!("    {} errors, first: {e}", result.errors);
+        }
+        runs.push((transport, result, series));
+    }
+    report::write_soak(settings, &runs)?;
+    eprintln!(
+        "report written to {}",
+        settings.out_dir.join("soak.md").display()
+    );
+    Ok(())
+}

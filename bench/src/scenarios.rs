@@ -1,0 +1,253 @@
+//! What is measured: each path through the broker, the logger directly, and
+//! the ceilings beneath them (MongoDB inserts, the SMTP catcher).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use lettre::message::Mailbox;
+use lettre::transport::smtp::PoolConfig;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use mongodb::bson::{Document, doc};
+use proto::grpc::log_service_client::LogServiceClient as GrpcClient;
+use proto::grpc::{Log, LogRequest};
+use proto::rpc::LogServiceClient as RpcClient;
+use serde_json::{Value, json};
+use tarpc::tokio_serde::formats::Json;
+use tonic::transport::Channel;
+
+use crate::load::Outcome;
+
+/// Where the native stack listens (SPEC §2).
+pub struct Endpoints {
+    pub broker: String,
+    pub logger: String,
+    pub logger_rpc: String,
+    pub logger_grpc: String,
+    pub mongo: String,
+    pub smtp_host: String,
+    pub smtp_port: u16,
+}
+
+impl Default for Endpoints {
+    fn default() -> Self {
+        Self {
+            broker: "http://127.0.0.1:8080".into(),
+            logger: "http://127.0.0.1:8083".into(),
+            logger_rpc: "127.0.0.1:5001".into(),
+            logger_grpc: "http://127.0.0.1:50001".into(),
+            mongo: "mongodb://127.0.0.1:27017".into(),
+            smtp_host: "127.0.0.1".into(),
+            smtp_port: 1025,
+        }
+    }
+}
+
+/// Every client, created once and shared by all workers, as the services
+/// themselves do.
+pub struct Clients {
+    endpoints: Endpoints,
+    http: reqwest::Client,
+    rpc: RpcClient,
+    grpc: GrpcClient<Channel>,
+    mongo: mongodb::Collection<Document>,
+    smtp: AsyncSmtpTransport<Tokio1Executor>,
+    sequence: AtomicU64,
+}
+
+impl Clients {
+    pub async fn connect(endpoints: Endpoints) -> anyhow::Result<Arc<Self>> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(256)
+            .build()?;
+        let transport =
+            tarpc::serde_transport::tcp::connect(&endpoints.logger_rpc, Json::default).await?;
+        let rpc = RpcClient::new(tarpc::client::Config::default(), transport).spawn();
+        let grpc = GrpcClient::new(
+            Channel::from_shared(endpoints.logger_grpc.clone())?
+                .connect()
+                .await?,
+        );
+        let mongo = mongodb::Client::with_uri_str(&endpoints.mongo)
+            .await?
+            .database("bench")
+            .collection("inserts");
+        let smtp = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&endpoints.smtp_host)
+            .port(endpoints.smtp_port)
+            .pool_config(PoolConfig::new().max_size(64))
+            .build();
+        Ok(Arc::new(Self {
+            endpoints,
+            http,
+            rpc,
+            grpc,
+            mongo,
+            smtp,
+            sequence: AtomicU64::new(0),
+        }))
+    }
+
+    pub fn broker(&self) -> &str {
+        &self.endpoints.broker
+    }
+
+    pub fn logger(&self) -> &str {
+        &self.endpoints.logger
+    }
+
+    fn next(&self) -> u64 {
+        self.sequence.fetch_add(1, Ordering::Relaxed)
+    }
+
+    async fn post(&self, url: String, body: Option<Value>) -> Outcome {
+        let request = self.http.post(url);
+        let request = match body {
+            Some(body) => request.json(&body),
+            None => request,
+        };
+        let response = request.send().await.map_err(|e| e.to_string())?;
+        let status = response.status();
+        if status.is_success() {
+            response.bytes().await.map(drop).map_err(|e| e.to_string())
+        } else {
+            Err(format!(
+                "{status}: {}",
+                response.text().await.unwrap_or_default()
+            ))
+        }
+    }
+}
+
+/// One measured path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Path {
+    BrokerHit,
+    BrokerLog(&'static str),
+    BrokerAuth,
+    BrokerMail,
+    LoggerHttp,
+    LoggerRpc,
+    LoggerGrpc,
+    MongoInsert,
+    SmtpSend,
+}
+
+impl Path {
+    pub const THROUGH_BROKER: [Path; 7] = [
+        Path::BrokerHit,
+        Path::BrokerLog("rpc"),
+        Path::BrokerLog("http"),
+        Path::BrokerLog("grpc"),
+        Path::BrokerLog("amqp"),
+        Path::BrokerAuth,
+        Path::BrokerMail,
+    ];
+    pub const STRAIGHT_AT_LOGGER: [Path; 3] = [Path::LoggerHttp, Path::LoggerRpc, Path::LoggerGrpc];
+    pub const CEILINGS: [Path; 2] = [Path::MongoInsert, Path::SmtpSend];
+
+    pub fn label(self) -> String {
+        match self {
+            Path::BrokerHit => "broker hit (POST /)".into(),
+            Path::BrokerLog(t) => format!("log via {t}"),
+            Path::BrokerAuth => "auth".into(),
+            Path::BrokerMail => "mail".into(),
+            Path::LoggerHttp => "logger HTTP POST /log".into(),
+            Path::LoggerRpc => "logger tarpc log_info".into(),
+            Path::LoggerGrpc => "logger gRPC WriteLog".into(),
+            Path::MongoInsert => "MongoDB insert_one".into(),
+            Path::SmtpSend => "SMTP catcher send".into(),
+        }
+    }
+
+    /// A function that sends one request of this path.
+    pub fn request(
+        self,
+        clients: Arc<Clients>,
+    ) -> impl Fn() -> BoxFuture<'static, Outcome> + Send + Sync + 'static {
+        move || {
+            let c = clients.clone();
+            Box::pin(async move {
+                let n = c.next();
+                let broker = &c.endpoints.broker;
+                match self {
+                    Path::BrokerHit => c.post(format!("{broker}/"), None).await,
+                    Path::BrokerLog(transport) => {
+                        let body = json!({"action": "log", "transport": transport,
+                            "log": {"name": "bench", "data": format!("entry {n} via {transport}")}});
+                        c.post(format!("{broker}/handle"), Some(body)).await
+                    }
+                    Path::BrokerAuth => {
+                        let body = json!({"action": "auth", "auth": {"email": "admin@example.com", "password": "verysecret"}});
+                        c.post(format!("{broker}/handle"), Some(body)).await
+                    }
+                    Path::BrokerMail => {
+                        let body = json!({"action": "mail", "mail": {"from": "bench@example.com",
+                            "to": "sink@example.com", "subject": format!("bench {n}"), "message": "Hello from the bench."}});
+                        c.post(format!("{broker}/handle"), Some(body)).await
+                    }
+                    Path::LoggerHttp => {
+                        let body = json!({"name": "bench", "data": format!("entry {n} straight over HTTP")});
+                        c.post(format!("{}/log", c.endpoints.logger), Some(body))
+                            .await
+                    }
+                    Path::LoggerRpc => {
+                        let answer = c
+                            .rpc
+                            .log_info(
+                                tarpc::context::current(),
+                                "bench".into(),
+                                format!("entry {n} over tarpc"),
+                            )
+                            .await;
+                        match answer {
+                            Ok(Ok(_)) => Ok(()),
+                            Ok(Err(e)) => Err(e.to_string()),
+                            Err(e) => Err(e.to_string()),
+                        }
+                    }
+                    Path::LoggerGrpc => {
+                        let request = LogRequest {
+                            log_entry: Some(Log {
+                                name: "bench".into(),
+                                data: format!("entry {n} over gRPC"),
+                            }),
+                        };
+                        c.grpc
+                            .clone()
+                            .write_log(request)
+                            .await
+                            .map(drop)
+                            .map_err(|e| e.to_string())
+                    }
+                    Path::MongoInsert => c
+                        .mongo
+                        .insert_one(doc! {"name": "bench", "data": format!("raw insert {n}")})
+                        .await
+                        .map(drop)
+                        .map_err(|e| e.to_string()),
+                    Path::SmtpSend => {
+                        let message = Message::builder()
+                            .from(
+                                "bench@example.com"
+                                    .parse::<Mailbox>()
+                                    .map_err(|e| e.to_string())?,
+                            )
+                            .to("sink@example.com"
+                                .parse::<Mailbox>()
+                                .map_err(|e| e.to_string())?)
+                            .subject(format!("raw {n}"))
+                            .body("Hello from the bench.".to_owned())
+                            .map_err(|e| e.to_string())?;
+                        c.smtp
+                            .send(message)
+                            .await
+                            .map(drop)
+                            .map_err(|e| e.to_string())
+                    }
+                }
+            })
+        }
+    }
+}

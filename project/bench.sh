@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# `make bench` / `make soak`: measures the native stack built in release mode
+# with quiet logging. Starts the stack if it is not running, and then stops
+# it again at the end; a stack that was already running is reused and left
+# running (its logging level is whatever it was started with).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/native/common.sh"
+
+mode=${1:-bench}
+export PROFILE=release
+export RUST_LOG=${BENCH_RUST_LOG:-warn}
+
+"$ROOT/project/native/infra.sh" browser >/dev/null
+started=
+if port_open 127.0.0.1 8080; then
+  warn "a stack is already running: measuring it as it is"
+else
+  "$ROOT/project/native/start.sh"
+  started=1
+fi
+trap '[ -z "$started" ] || "$ROOT/project/native/stop.sh"' EXIT
+
+(cd "$ROOT" && cargo build --quiet --release -p bench)
+cd "$ROOT"
+RUN_DIR=$RUN_DIR "$ROOT/target/release/bench" "$mode"

@@ -36,6 +36,7 @@ impl Passwords {
         let span = tracing::Span::current();
         let matches = tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
+            run_in_background_priority();
             bcrypt::verify(password, &hash)
         })
         .in_current_span()
@@ -48,4 +49,26 @@ impl Passwords {
         });
         Ok(matches && !is_dummy)
     }
+}
+
+/// Lowers the calling thread's scheduling priority (nice 10), once per
+/// thread. bcrypt still uses every idle core, but request handling, here and
+/// in the other services on the same machine, runs first, so a burst of
+/// logins does not slow everything else down. On Linux the nice value is per
+/// thread; elsewhere this does nothing.
+fn run_in_background_priority() {
+    thread_local! {
+        static LOWERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    LOWERED.with(|lowered| {
+        if !lowered.get() {
+            #[cfg(target_os = "linux")]
+            // SAFETY: setpriority only reads its arguments; `who = 0` is the
+            // calling thread on Linux.
+            unsafe {
+                libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+            }
+            lowered.set(true);
+        }
+    });
 }

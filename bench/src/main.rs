@@ -65,6 +65,8 @@ pub struct Row {
     pub concurrency: usize,
     pub result: LoadResult,
     pub usage: BTreeMap<String, Usage>,
+    /// For amqp: events the listener stored, and seconds until the last.
+    pub drain: Option<(u64, f64)>,
 }
 
 #[tokio::main]
@@ -94,6 +96,8 @@ async fn measure(
         procs::services(&settings.run_dir),
         Duration::from_millis(500),
     );
+    let stored_before = listener_stored().await.unwrap_or(0);
+    let started = Instant::now();
     let result = load::run(
         c,
         settings.warmup,
@@ -101,6 +105,13 @@ async fn measure(
         path.request(clients.clone()),
     )
     .await;
+    // An amqp run leaves events queued; the next run starts only once the
+    // listener has stored them all, and the time that took is reported.
+    let drain = if path == Path::BrokerLog("amqp") {
+        Some(drain_queue(stored_before, started).await)
+    } else {
+        None
+    };
     let usage = watcher
         .finish()
         .await
@@ -116,7 +127,38 @@ async fn measure(
         concurrency: c,
         result,
         usage,
+        drain,
     }
+}
+
+/// The listener's count of stored events, from its `/metrics`.
+async fn listener_stored() -> anyhow::Result<u64> {
+    let text = reqwest::get("http://127.0.0.1:8085/metrics")
+        .await?
+        .text()
+        .await?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("listener_events_stored_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .context("listener_events_stored_total is missing from the listener's /metrics")
+}
+
+/// Waits until the listener's stored count has not moved for a second;
+/// returns (events stored since `before`, seconds from `started` to the
+/// last one).
+async fn drain_queue(before: u64, started: Instant) -> (u64, f64) {
+    let (mut last, mut last_change) = (listener_stored().await.unwrap_or(before), Instant::now());
+    while last_change.elapsed() < Duration::from_secs(1) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = listener_stored().await.unwrap_or(last);
+        if now != last {
+            (last, last_change) = (now, Instant::now());
+        }
+    }
+    (
+        last - before,
+        last_change.duration_since(started).as_secs_f64(),
+    )
 }
 
 async fn bench(settings: &Settings, clients: Arc<Clients>) -> anyhow::Result<()> {
@@ -185,21 +227,9 @@ async fn bench(settings: &Settings, clients: Arc<Clients>) -> anyhow::Result<()>
 /// collection is large.)
 async fn amqp_end_to_end(clients: &Arc<Clients>, samples: usize) -> anyhow::Result<Vec<f64>> {
     let http = reqwest::Client::new();
-    let stored = || async {
-        let text = http
-            .get("http://127.0.0.1:8085/metrics")
-            .send()
-            .await?
-            .text()
-            .await?;
-        text.lines()
-            .find_map(|l| l.strip_prefix("listener_events_stored_total "))
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .context("listener_events_stored_total is missing from the listener's /metrics")
-    };
     let mut latencies = Vec::new();
     for i in 0..samples {
-        let before = stored().await?;
+        let before = listener_stored().await?;
         let started = Instant::now();
         let body = json!({"action": "log", "transport": "amqp", "log": {"name": "e2e", "data": format!("end to end {i}")}});
         http.post(format!("{}/handle", clients.broker()))
@@ -207,7 +237,7 @@ async fn amqp_end_to_end(clients: &Arc<Clients>, samples: usize) -> anyhow::Resu
             .send()
             .await?
             .error_for_status()?;
-        while stored().await? <= before {
+        while listener_stored().await? <= before {
             anyhow::ensure!(
                 started.elapsed() < Duration::from_secs(10),
                 "event {i} was not stored within 10 s"
@@ -235,6 +265,23 @@ async fn soak(settings: &Settings, clients: Arc<Clients>) -> anyhow::Result<()> 
             Path::BrokerLog(transport).request(clients.clone()),
         )
         .await;
+        // Drain what the listener has not stored yet before the next run
+        // (bounded: the queue keeps the rest).
+        let drained = if transport == "amqp" {
+            let before = listener_stored().await.unwrap_or(0);
+            let started = Instant::now();
+            let wait = drain_queue(before, started);
+            tokio::time::timeout(Duration::from_secs(600), wait)
+                .await
+                .ok()
+        } else {
+            None
+        };
+        if let Some((stored, seconds)) = drained {
+            eprintln!(
+                "    the listener stored the last {stored} queued events in {seconds:.0} s after the run"
+            );
+        }
         let series = watcher.finish().await;
         if let Some(e) = &result.first_error {
             eprintln!("    {} errors, first: {e}", result.errors);

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use service_kit::config::{ServerConfig, Url};
+use service_kit::config::Url;
 use service_kit::shutdown::CancellationToken;
 use support::{config, spawn};
 use test_support::{MongoServer, RabbitVhost};
@@ -24,15 +24,10 @@ async fn an_amqp_log_is_confirmed_then_stored_by_the_listener() {
     .unwrap();
     let logger_url = Url::parse(&format!("http://127.0.0.1:{}", logger.http_port())).unwrap();
     tokio::spawn(logger.run(CancellationToken::new()));
-    let listener = listener_service::Application::build(listener_service::Config {
-        server: ServerConfig::for_tests(),
-        amqp_url: Url::parse(&vhost.url()).unwrap(),
-        logger_url: logger_url.clone(),
-        prefetch: 8,
-        max_attempts: 3,
-        retry_backoff: Duration::from_millis(50),
-        logger_timeout: Duration::from_secs(2),
-    })
+    let listener = listener_service::Application::build(listener_service::Config::for_tests(
+        Url::parse(&vhost.url()).unwrap(),
+        logger_url.clone(),
+    ))
     .await
     .unwrap();
     tokio::spawn(listener.run(CancellationToken::new()));

@@ -10,7 +10,7 @@ use lapin::{BasicProperties, Connection, ConnectionProperties};
 use listener_service::{Application, Config, Metrics};
 use proto::amqp::{DEAD_LETTER_QUEUE, EXCHANGE, Level, LogEvent, QUEUE};
 use serde_json::Value;
-use service_kit::config::{ServerConfig, Url};
+use service_kit::config::Url;
 use service_kit::shutdown::CancellationToken;
 use test_support::{MongoServer, RabbitVhost};
 
@@ -46,15 +46,10 @@ impl Stack {
     }
 
     fn listener_config(&self) -> Config {
-        Config {
-            server: ServerConfig::for_tests(),
-            amqp_url: Url::parse(&self.vhost.url()).unwrap(),
-            logger_url: self.logger_url.clone(),
-            prefetch: 16,
-            max_attempts: 3,
-            retry_backoff: Duration::from_millis(50),
-            logger_timeout: Duration::from_secs(2),
-        }
+        Config::for_tests(
+            Url::parse(&self.vhost.url()).unwrap(),
+            self.logger_url.clone(),
+        )
     }
 
     async fn listener(&self) -> Listener {

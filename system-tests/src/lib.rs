@@ -65,15 +65,10 @@ impl System {
 
         let vhost = RabbitVhost::create();
         let amqp_url = Url::parse(&vhost.url())?;
-        let listener = listener_service::Application::build(listener_service::Config {
-            server: ServerConfig::for_tests(),
-            amqp_url: amqp_url.clone(),
-            logger_url: logger_url.clone(),
-            prefetch: 16,
-            max_attempts: 3,
-            retry_backoff: Duration::from_millis(100),
-            logger_timeout: Duration::from_secs(2),
-        })
+        let listener = listener_service::Application::build(listener_service::Config::for_tests(
+            amqp_url.clone(),
+            logger_url.clone(),
+        ))
         .await?;
         tokio::spawn(listener.run(shutdown.clone()));
 

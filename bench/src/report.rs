@@ -25,7 +25,7 @@ fn shell(command: &str, args: &[&str]) -> String {
         .unwrap_or_default()
 }
 
-fn machine(settings: &Settings) -> String {
+fn machine(runs: &str) -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {
@@ -49,15 +49,13 @@ fn machine(settings: &Settings) -> String {
         })
         .unwrap_or(0.0);
     format!(
-        "- Date: {}\n- Machine: {} cores ({cpu}), {memory:.0} GiB memory\n- {}; commit {}\n- Services built with `--release`, logging at `warn`; MongoDB-compatible server: secantusdb 0.7.0b3 `--standalone`; mail catcher: maildev 2.2.1\n- Each run: {:.0} s warm-up (not measured), then {:.0} s measured, closed loop (each worker sends its next request when the last one answered)\n",
+        "- Date: {}\n- Machine: {} cores ({cpu}), {memory:.0} GiB memory\n- {}; commit {}\n- Services built with `--release`, logging at `warn`; MongoDB-compatible server: secantusdb 0.7.0b3 `--standalone`; mail catcher: maildev 2.2.1\n- {runs}, closed loop (each worker sends its next request when the last one answered)\n",
         shell("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(0),
         shell("rustc", &["--version"]),
         shell("git", &["rev-parse", "--short", "HEAD"]),
-        settings.warmup.as_secs_f64(),
-        settings.duration.as_secs_f64(),
     )
 }
 
@@ -95,7 +93,12 @@ pub fn write_bench(settings: &Settings, rows: &[Row], extra: &Extra) -> anyhow::
         md,
         "# Benchmark report\n\nWritten by `make bench`; do not edit by hand (the analysis is in [README.md](README.md)).\n"
     )?;
-    md.push_str(&machine(settings));
+    let run_note = format!(
+        "Each run: {:.0} s warm-up (not measured), then {:.0} s measured",
+        settings.warmup.as_secs_f64(),
+        settings.duration.as_secs_f64()
+    );
+    md.push_str(&machine(&run_note));
     writeln!(
         md,
         "\n![Requests per second by transport and concurrency](transports.png)\n"
@@ -399,7 +402,11 @@ pub fn write_soak(settings: &Settings, runs: &[(&str, LoadResult, Series)]) -> a
         "# Soak report\n\nWritten by `make soak`: each log transport through the broker at concurrency 64 for {:.0} s. Memory, descriptors and sockets are sampled every 10 s; flat means the first and last samples are close.\n",
         settings.soak.as_secs_f64()
     )?;
-    md.push_str(&machine(settings));
+    let run_note = format!(
+        "Each transport: {:.0} s at concurrency 64, no warm-up",
+        settings.soak.as_secs_f64()
+    );
+    md.push_str(&machine(&run_note));
     writeln!(
         md,
         "\n| transport | requests | req/s | p99 ms | errors |\n|---|---:|---:|---:|---:|"

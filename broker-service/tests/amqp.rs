@@ -17,13 +17,11 @@ async fn an_amqp_log_is_confirmed_then_stored_by_the_listener() {
     service_kit::telemetry::init_for_tests();
     let vhost = RabbitVhost::create();
     let mongo = MongoServer::start();
-    let logger = logger_service::Application::build(logger_service::Config::for_tests(
-        Url::parse(&mongo.url()).unwrap(),
-    ))
-    .await
-    .unwrap();
-    let logger_url = Url::parse(&format!("http://127.0.0.1:{}", logger.http_port())).unwrap();
-    tokio::spawn(logger.run(CancellationToken::new()));
+    let logger_url =
+        logger_service::Application::start_for_tests(&mongo.url(), CancellationToken::new())
+            .await
+            .unwrap()
+            .http_url;
     let listener = listener_service::Application::build(listener_service::Config::for_tests(
         Url::parse(&vhost.url()).unwrap(),
         logger_url.clone(),

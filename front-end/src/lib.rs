@@ -6,6 +6,7 @@
 //! origin, as a path such as `/api`.
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
@@ -46,10 +47,11 @@ fn browser_url(env: &Env, name: &str, default: &str) -> Result<String, ConfigErr
     Ok(value.trim_end_matches('/').to_owned())
 }
 
-/// The page, with its settings filled in once at start.
+/// The page, with its settings filled in once at start. Both fields are
+/// reference-counted, so serving it copies no bytes.
 #[derive(Clone)]
 struct Page {
-    html: String,
+    html: Bytes,
     csp: HeaderValue,
 }
 
@@ -68,7 +70,7 @@ impl Page {
              connect-src {connect}; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
         );
         Ok(Self {
-            html,
+            html: Bytes::from(html),
             csp: HeaderValue::from_str(&csp)?,
         })
     }

@@ -38,7 +38,7 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// been seen to leave a consumer stream silent after a broker restart.
 const WATCHDOG: Duration = Duration::from_secs(2);
 
-#[derive(Clone)]
+/// Shared by the session and every in-flight delivery (one `Arc`, no copies).
 pub struct Consumer {
     pub amqp_url: String,
     pub logger: ServiceClient,
@@ -51,7 +51,7 @@ pub struct Consumer {
 
 impl Consumer {
     /// Consumes until `shutdown` is cancelled, reconnecting after every loss.
-    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) -> anyhow::Result<()> {
         let mut delay = RECONNECT_FIRST;
         while !shutdown.is_cancelled() {
             let connections_before = Metrics::get(&self.metrics.connections);
@@ -80,7 +80,7 @@ impl Consumer {
     }
 
     /// One connection's life: set up, consume, and on shutdown drain.
-    async fn session(&self, shutdown: &CancellationToken) -> anyhow::Result<()> {
+    async fn session(self: &Arc<Self>, shutdown: &CancellationToken) -> anyhow::Result<()> {
         let connection = Connection::connect(&self.amqp_url, ConnectionProperties::default())
             .await
             .context("cannot connect to RabbitMQ")?;
@@ -142,7 +142,7 @@ impl Consumer {
     }
 
     /// Stores one event, then acknowledges it; or dead-letters it.
-    async fn handle(self, delivery: Delivery) {
+    async fn handle(self: Arc<Self>, delivery: Delivery) {
         let event = match serde_json::from_slice::<LogEvent>(&delivery.data) {
             Ok(event) => event,
             Err(e) => {

@@ -25,14 +25,14 @@ use crate::consumer::Consumer;
 /// The listener, its HTTP port bound, ready to run.
 pub struct Application {
     http: HttpServer,
-    consumer: Consumer,
+    consumer: Arc<Consumer>,
     metrics: Arc<Metrics>,
 }
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let metrics = Arc::new(Metrics::default());
-        let consumer = Consumer {
+        let consumer = Arc::new(Consumer {
             amqp_url: config.amqp_url.to_string(),
             logger: ServiceClient::new(
                 "logger-service",
@@ -44,7 +44,7 @@ impl Application {
             retry_backoff: config.retry_backoff,
             shutdown_grace: config.server.shutdown_grace,
             metrics: metrics.clone(),
-        };
+        });
         let readiness = Readiness::new()
             .with(Consuming(metrics.clone()))
             .with(HttpCheck::healthz("logger-service", &config.logger_url));

@@ -27,13 +27,11 @@ impl Stack {
         service_kit::telemetry::init_for_tests();
         let vhost = RabbitVhost::create();
         let mongo = MongoServer::start();
-        let logger = logger_service::Application::build(logger_service::Config::for_tests(
-            Url::parse(&mongo.url()).unwrap(),
-        ))
-        .await
-        .unwrap();
-        let logger_url = Url::parse(&format!("http://127.0.0.1:{}", logger.http_port())).unwrap();
-        tokio::spawn(logger.run(CancellationToken::new()));
+        let logger_url =
+            logger_service::Application::start_for_tests(&mongo.url(), CancellationToken::new())
+                .await
+                .unwrap()
+                .http_url;
         let publisher = log_queue::Publisher::new(vhost.url(), Duration::from_secs(5));
         let http = reqwest::Client::new();
         Self {

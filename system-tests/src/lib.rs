@@ -38,13 +38,9 @@ impl System {
         let shutdown = CancellationToken::new();
 
         let mongo = MongoServer::start();
-        let logger = logger_service::Application::build(logger_service::Config::for_tests(
-            Url::parse(&mongo.url())?,
-        ))
-        .await?;
-        let logger_url = local(logger.http_port());
-        let (rpc_port, grpc_port) = (logger.rpc_port(), logger.grpc_port());
-        tokio::spawn(logger.run(shutdown.clone()));
+        let logger =
+            logger_service::Application::start_for_tests(&mongo.url(), shutdown.clone()).await?;
+        let logger_url = logger.http_url.clone();
 
         let auth = authentication_service::Application::build(authentication_service::Config {
             server: ServerConfig::for_tests(),
@@ -76,8 +72,8 @@ impl System {
             server: ServerConfig::for_tests(),
             auth_url,
             logger_url: logger_url.clone(),
-            logger_rpc_addr: format!("127.0.0.1:{rpc_port}"),
-            logger_grpc_url: local(grpc_port),
+            logger_rpc_addr: logger.rpc_addr,
+            logger_grpc_url: logger.grpc_url,
             mail_url,
             amqp_url,
             upstream_timeout: Duration::from_secs(5),

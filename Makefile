@@ -22,7 +22,7 @@ restart: ## rebuild and restart the services
 build: ## build every crate (release)
 	cargo build --workspace --release
 
-test: lint test-rust test-native lint-deploy ## every check and test: format, clippy, unit, integration and browser tests, native stack smoke test, deployment files
+test: lint test-rust test-native lint-deploy test-docker ## every check and test: format, clippy, unit, integration and browser tests, native stack smoke test, deployment files, the Docker path (SKIP_DOCKER_TESTS=1 skips that)
 
 infra: ## install and start the local infrastructure only
 	@$(NATIVE)/infra.sh

@@ -8,8 +8,12 @@
 #                 a registry path for Swarm and Kubernetes
 #   TAG           image tag (latest)
 #   STACK         the Swarm stack's name (microservices)
+#   COMPOSE_PROJECT  the compose project's name (microservices)
 #   DEPLOY_ENV_FILE  settings and credentials (project/.env, made from
 #                 project/.env.example by `make up` if missing)
+#   SWARM_FILES   extra stack files laid over project/swarm.yml
+#   SKIP_DOCKER_TESTS=1  `make test` skips the Docker tests (they fail, and
+#                 say why, where no Docker engine can run)
 
 SHELL := /bin/bash
 
@@ -19,21 +23,26 @@ deploy_saved_goal := $(.DEFAULT_GOAL)
 IMAGE_PREFIX ?= microservices
 TAG ?= latest
 STACK ?= microservices
+COMPOSE_PROJECT ?= microservices
 DEPLOY_ENV_FILE ?= project/.env
 DEPLOY_SERVICES := broker-service authentication-service logger-service mail-service listener-service front-end
 DEPLOY_IMAGES := $(DEPLOY_SERVICES) caddy
 DEPLOY_BUILD_TARGETS := $(addprefix build-,$(DEPLOY_IMAGES))
 
+# BuildKit, so the six images share their identical build stages. A docker
+# CLI without its buildx component cannot use it; Debian's engine package
+# brings a CLI that can (/usr/bin/docker): then that one goes first on PATH.
+DOCKER_PATH = $(shell docker buildx version >/dev/null 2>&1 || [ ! -x /usr/bin/docker ] || echo 'PATH=/usr/bin:$$PATH')
+DOCKER_BUILD = $(DOCKER_PATH) DOCKER_BUILDKIT=1 COMPOSE_DOCKER_CLI_BUILD=1
 # `docker compose` (v2) where the plugin is installed, else `docker-compose`.
 COMPOSE_CMD ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
-# BuildKit, so the six images share their identical build stages.
-COMPOSE = IMAGE_PREFIX=$(IMAGE_PREFIX) TAG=$(TAG) DOCKER_BUILDKIT=1 COMPOSE_DOCKER_CLI_BUILD=1 \
-	$(COMPOSE_CMD) --project-name microservices --env-file $(DEPLOY_ENV_FILE) -f project/docker-compose.yml
+COMPOSE = $(DOCKER_BUILD) IMAGE_PREFIX=$(IMAGE_PREFIX) TAG=$(TAG) \
+	$(COMPOSE_CMD) --project-name $(COMPOSE_PROJECT) --env-file $(DEPLOY_ENV_FILE) -f project/docker-compose.yml
 
 deploy_dockerfile = $(if $(filter caddy,$1),project/caddy.dockerfile,$1/$1.dockerfile)
 
-.PHONY: deploy-help up up-build down build-images push-images $(DEPLOY_BUILD_TARGETS) \
-	swarm-deploy swarm-rm k8s-apply k8s-delete lint-deploy
+.PHONY: deploy-help stand-ins up up-build down build-images push-images $(DEPLOY_BUILD_TARGETS) \
+	swarm-deploy swarm-rm k8s-apply k8s-delete lint-deploy test-docker test-compose test-swarm
 
 deploy-help:
 	@grep -E '^[a-z0-9-]+:.*## ' project/deploy.mk | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -42,27 +51,31 @@ $(DEPLOY_ENV_FILE):
 	@cp project/.env.example $@
 	@echo "created $@ from project/.env.example: change its passwords before anything but a local trial"
 
-up: | $(DEPLOY_ENV_FILE) ## docker compose: start the system (builds missing images); page on http://localhost
+stand-ins: ## the base and infrastructure images, pulled or, with no registry, built locally (project/stand-ins)
+	@$(DOCKER_PATH) project/stand-ins/build.sh
+
+up: stand-ins | $(DEPLOY_ENV_FILE) ## docker compose: start the system (builds missing images); page on http://localhost
 	$(COMPOSE) up -d
 	@echo "test page http://localhost  broker http://localhost/api/  mail http://localhost:8025  rabbitmq http://localhost:15672"
 
-up-build: | $(DEPLOY_ENV_FILE) ## docker compose: build every image, then start the system
+up-build: stand-ins | $(DEPLOY_ENV_FILE) ## docker compose: build every image, then start the system
 	$(COMPOSE) up -d --build
 	@echo "test page http://localhost  broker http://localhost/api/  mail http://localhost:8025  rabbitmq http://localhost:15672"
 
 down: ## docker compose: stop and remove the containers (the volumes stay)
 	$(COMPOSE) down
 
-$(DEPLOY_BUILD_TARGETS): build-%:
-	DOCKER_BUILDKIT=1 docker build -f $(call deploy_dockerfile,$*) -t $(IMAGE_PREFIX)/$*:$(TAG) .
+$(DEPLOY_BUILD_TARGETS): build-%: stand-ins
+	$(DOCKER_BUILD) docker build -f $(call deploy_dockerfile,$*) -t $(IMAGE_PREFIX)/$*:$(TAG) .
 
 build-images: $(DEPLOY_BUILD_TARGETS) ## build the six service images and Caddy's (build-<service> builds one)
 
 push-images: ## push the images to the registry named by IMAGE_PREFIX
 	@set -e; for image in $(DEPLOY_IMAGES); do docker push $(IMAGE_PREFIX)/$$image:$(TAG); done
 
-swarm-deploy: ## Docker Swarm: create the missing secrets from project/.env, deploy project/swarm.yml as STACK
-	ENV_FILE=$(DEPLOY_ENV_FILE) IMAGE_PREFIX=$(IMAGE_PREFIX) TAG=$(TAG) project/swarm-deploy.sh $(STACK)
+swarm-deploy: | $(DEPLOY_ENV_FILE) ## Docker Swarm: create the missing secrets from project/.env, deploy project/swarm.yml as STACK
+	ENV_FILE=$(DEPLOY_ENV_FILE) IMAGE_PREFIX=$(IMAGE_PREFIX) TAG=$(TAG) SWARM_FILES="$(SWARM_FILES)" \
+		project/swarm-deploy.sh $(STACK)
 
 swarm-rm: ## Docker Swarm: remove the stack (volumes and secrets stay)
 	docker stack rm $(STACK)
@@ -75,6 +88,15 @@ k8s-delete: ## Kubernetes: delete everything, the namespace and the databases' v
 
 lint-deploy: ## check every deployment file offline (installs the validators when missing)
 	@project/lint-deploy.sh
+
+test-docker: ## the Docker path for real: engine, images, compose and Swarm end to end (docs/deploy.md)
+	@project/docker/test.sh
+
+test-compose: ## the compose scenario alone (needs the engine and the images: make test-docker once)
+	@project/docker/test.sh compose
+
+test-swarm: ## the Swarm scenario alone (likewise)
+	@project/docker/test.sh swarm
 
 ifeq ($(deploy_saved_goal),)
 ifeq ($(words $(MAKEFILE_LIST)),1)

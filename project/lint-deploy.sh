@@ -23,6 +23,7 @@ DOCKERFILES=(
   listener-service/listener-service.dockerfile
   front-end/front-end.dockerfile
   project/caddy.dockerfile
+  project/stand-ins/*.dockerfile
 )
 
 passed=0
@@ -89,10 +90,10 @@ fi
 # --- the checks ---------------------------------------------------------------
 
 check "shell scripts parse" \
-  bash -c 'bash -n project/lint-deploy.sh && bash -n project/swarm-deploy.sh && sh -n project/docker-entrypoint.sh'
+  bash -c 'for f in project/*.sh project/docker/*.sh project/stand-ins/*.sh; do bash -n "$f" || exit 1; done && sh -n project/docker-entrypoint.sh'
 
 check "yamllint (.yamllint)" \
-  "$VENV/bin/yamllint" --strict -c .yamllint .yamllint project/docker-compose.yml project/swarm.yml project/k8s
+  "$VENV/bin/yamllint" --strict -c .yamllint .yamllint project/docker-compose.yml project/swarm.yml project/docker/swarm-test.yml project/k8s
 
 # Compose with the example settings; a warning (an unset variable, an unused
 # network) is a failure too.
@@ -107,6 +108,13 @@ stack_config() {
   ! grep -qi warn "$out"
 }
 check "docker stack config (project/swarm.yml)" stack_config
+
+# The test-only override laid over it (project/docker/test-swarm.sh).
+stack_test_config() {
+  docker stack config -c project/swarm.yml -c project/docker/swarm-test.yml >/dev/null || return 1
+  ! grep -qi warn "$out"
+}
+check "docker stack config (swarm.yml + docker/swarm-test.yml)" stack_test_config
 
 for dockerfile in "${DOCKERFILES[@]}"; do
   check "hadolint $dockerfile" "$VENV/bin/hadolint" --no-color "$dockerfile"

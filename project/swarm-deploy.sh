@@ -10,6 +10,9 @@
 #    immutable (see docs/deploy.md for rotation).
 # 3. Runs `docker stack deploy` with the settings in the environment, which
 #    swarm.yml interpolates (user names, mail settings, IMAGE_PREFIX, TAG).
+#    SWARM_FILES names more stack files laid over swarm.yml (the tests'
+#    project/docker/swarm-test.yml); SWARM_DEPLOY_FLAGS adds flags to the
+#    deploy (the tests' --resolve-image never: their images are local).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -59,5 +62,10 @@ printf 'amqp://%s:%s@rabbitmq:5672/%%2f' "$RABBITMQ_USER" "$RABBITMQ_PASSWORD" |
 # MAIL_PASSWORD means no password.
 printf '%s\n' "${MAIL_PASSWORD:-}" | secret mail_password
 
-docker stack deploy --prune -c project/swarm.yml "$stack"
+files=(-c project/swarm.yml)
+for file in ${SWARM_FILES:-}; do
+  files+=(-c "$file")
+done
+# shellcheck disable=SC2086
+docker stack deploy --prune ${SWARM_DEPLOY_FLAGS:-} "${files[@]}" "$stack"
 echo "stack $stack deployed: docker stack services $stack"

@@ -1,9 +1,11 @@
 //! The whole system in one process, each service on a random port, against
 //! real servers: a fresh PostgreSQL database, a MongoDB-compatible server, a
 //! RabbitMQ vhost of its own and mailcrab's SMTP catcher. Plus [`Browser`],
-//! a small WebDriver client for headless Chromium.
+//! a small WebDriver client for headless Chromium, and [`page`], the walk
+//! through the test page that the browser tests share.
 
 mod browser;
+pub mod page;
 
 use std::time::Duration;
 

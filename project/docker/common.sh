@@ -1,0 +1,40 @@
+# Shared settings and helpers of the Docker scripts (the engine, the compose
+# and Swarm tests). Sourced, not run. Builds on the native scripts' helpers.
+# shellcheck shell=bash
+source "$(dirname "${BASH_SOURCE[0]}")/../native/common.sh"
+
+DOCKER_RUN_DIR=${DOCKER_RUN_DIR:-$RUN_DIR/docker}
+mkdir -p "$DOCKER_RUN_DIR"
+
+# A docker CLI that builds with BuildKit. Debian's engine package brings the
+# 20.10 CLI (/usr/bin/docker), which has BuildKit built in; a newer CLI found
+# first on PATH without its buildx component cannot build. Then the 20.10 one
+# goes first on PATH, for these scripts and the docker-compose they run.
+if ! docker buildx version >/dev/null 2>&1 && [ -x /usr/bin/docker ] &&
+  [ "$(command -v docker)" != /usr/bin/docker ]; then
+  mkdir -p "$DOCKER_RUN_DIR/bin"
+  ln -sf /usr/bin/docker "$DOCKER_RUN_DIR/bin/docker"
+  PATH=$DOCKER_RUN_DIR/bin:$PATH
+fi
+export PATH DOCKER_BUILDKIT=1 COMPOSE_DOCKER_CLI_BUILD=1
+
+engine_up() { docker info >/dev/null 2>&1; }
+
+# wait_for SECONDS DESCRIPTION COMMAND...: polls COMMAND every second.
+wait_for() {
+  local seconds=$1 what=$2 i
+  shift 2
+  for ((i = 0; i < seconds; i++)); do
+    "$@" && return 0
+    sleep 1
+  done
+  return 1
+}
+
+# Elapsed seconds since $1 (a `date +%s` value).
+since() { echo $(($(date +%s) - $1)); }
+
+# A line of the test's timings, also kept for docs/deploy.md.
+timing() {
+  printf '%-40s %5ss\n' "$1" "$2" | tee -a "$DOCKER_RUN_DIR/timings.txt"
+}

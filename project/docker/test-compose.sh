@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# The compose deployment end to end (part of `make test-docker`):
+#   1. `make up-build` with a fresh env file (created from .env.example),
+#      then every container running and healthy;
+#   2. the browser test through Caddy on http://localhost/: every button,
+#      every log entry, the mail in the catcher's published web UI;
+#   3. a log entry written before `make down` + `make up` is still listed
+#      after (the volumes persist);
+#   4. `make down` leaves no container of the project.
+# Runs as its own compose project (COMPOSE_PROJECT, default
+# microservices-test) and removes its containers and volumes at the end.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+cd "$ROOT"
+
+project=${COMPOSE_PROJECT:-microservices-test}
+env_file=$DOCKER_RUN_DIR/compose.env
+export COMPOSE_PROJECT=$project DEPLOY_ENV_FILE=$env_file
+# The containers of the stack: six services, Caddy and four infrastructure.
+expected_containers=11
+
+mk() { make --no-print-directory "$@"; }
+compose() { docker-compose --project-name "$project" --env-file "$env_file" -f project/docker-compose.yml "$@"; }
+containers() { docker ps -aq --filter "label=com.docker.compose.project=$project"; }
+
+cleanup() {
+  compose down -v --remove-orphans >/dev/null 2>&1 || true
+  rm -f "$env_file"
+}
+trap cleanup EXIT
+
+# all_healthy: every container of the project running, and healthy.
+all_healthy() {
+  local ids states
+  ids=$(containers)
+  [ "$(wc -w <<<"$ids")" -eq "$expected_containers" ] || return 1
+  # shellcheck disable=SC2086
+  states=$(docker inspect --format '{{.State.Status}}/{{if .State.Health}}{{.State.Health.Status}}{{end}}' $ids)
+  ! grep -qv '^running/healthy$' <<<"$states"
+}
+
+show_unhealthy() {
+  local id
+  for id in $(containers); do
+    docker inspect --format '{{.Name}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}' "$id"
+  done
+  compose logs --tail 20 >&2 || true
+}
+
+wait_healthy() {
+  wait_for "${1:-300}" "the compose stack" all_healthy || {
+    show_unhealthy
+    die "compose: not every container became healthy within ${1:-300}s"
+  }
+}
+
+edge() { curl -fsS --max-time 10 "$@"; }
+
+cleanup
+say "compose: make up-build (project $project, fresh $env_file)"
+started=$(date +%s)
+mk up-build
+[ -f "$env_file" ] || die "compose: make up-build did not create $env_file from .env.example"
+wait_healthy 300
+timing "compose: make up-build, cached images, to all healthy" "$(since "$started")"
+
+say "compose: the browser test through Caddy on http://localhost/"
+SYSTEM_URL=http://localhost/ MAIL_UI_URL=http://localhost:8025 \
+  cargo test --quiet -p system-tests --test deployed -- --ignored
+
+say "compose: a log entry outlives make down + make up"
+marker="persisted-$(date +%s)-$RANDOM"
+edge -X POST http://localhost/api/handle \
+  -d "{\"action\":\"log\",\"transport\":\"http\",\"log\":{\"name\":\"compose-test\",\"data\":\"$marker\"}}" >/dev/null
+mk down
+[ -z "$(containers)" ] || die "compose: containers remain after make down: $(containers)"
+started=$(date +%s)
+mk up
+wait_healthy 300
+timing "compose: make up (images built, volumes kept) to all healthy" "$(since "$started")"
+edge "http://localhost/api/logs?limit=100" | grep -qF "$marker" \
+  || die "compose: the entry written before make down is gone after make up"
+
+say "compose: make down leaves no container"
+mk down
+[ -z "$(containers)" ] || die "compose: containers remain after make down: $(containers)"
+say "compose: passed"

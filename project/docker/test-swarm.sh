@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# The Swarm deployment end to end (part of `make test-docker`):
+#   1. `docker swarm init` when this engine is in no swarm (and `docker swarm
+#      leave` at the end only then);
+#   2. `make swarm-deploy` with a fresh env file (the secrets are created
+#      from it) and project/docker/swarm-test.yml laid over swarm.yml; every
+#      service at its replica count, every task healthy;
+#   3. the browser test through Caddy on http://localhost/;
+#   4. a rolling update of the six services to a new image tag while load
+#      loops send log requests through Caddy over every transport: not one
+#      request fails;
+#   5. an update of the broker to an image whose health check fails rolls
+#      back by itself to the previous tasks;
+#   6. `make swarm-rm` removes the stack: no container of it remains.
+# The stack is named STACK (default microservices-test); its volumes are
+# removed at the end.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+cd "$ROOT"
+
+stack=${STACK:-microservices-test}
+env_file=$DOCKER_RUN_DIR/swarm.env
+prefix=${IMAGE_PREFIX:-microservices}
+services=(broker-service authentication-service logger-service mail-service listener-service front-end)
+export STACK=$stack DEPLOY_ENV_FILE=$env_file IMAGE_PREFIX=$prefix
+export SWARM_FILES=project/docker/swarm-test.yml SWARM_DEPLOY_FLAGS="--resolve-image never"
+load_dir=$DOCKER_RUN_DIR/load
+
+mk() { make --no-print-directory "$@"; }
+stack_containers() { docker ps -aq --filter "label=com.docker.stack.namespace=$stack"; }
+
+swarm_state() { docker info --format '{{.Swarm.LocalNodeState}}'; }
+initialised=false
+
+cleanup() {
+  stop_load
+  docker stack rm "$stack" >/dev/null 2>&1 || true
+  wait_for 60 "the stack's containers" stack_gone || true
+  docker volume ls -q --filter "label=com.docker.stack.namespace=$stack" | xargs -r docker volume rm >/dev/null 2>&1 || true
+  if $initialised; then
+    docker swarm leave --force >/dev/null 2>&1 || true
+  fi
+  rm -f "$env_file"
+}
+trap cleanup EXIT
+
+stack_gone() {
+  [ -z "$(stack_containers)" ] &&
+    [ -z "$(docker network ls -q --filter "label=com.docker.stack.namespace=$stack")" ]
+}
+
+# converged: every service of the stack at its replica count, every task's
+# container healthy, and no update in progress.
+converged() {
+  local replicas ids states
+  replicas=$(docker stack services "$stack" --format '{{.Replicas}}')
+  [ "$(wc -l <<<"$replicas")" -eq 11 ] || return 1
+  ! awk -F'[/ ]' '$1 != $2 { bad = 1 } END { exit !bad }' <<<"$replicas" || return 1
+  ids=$(docker ps -q --filter "label=com.docker.stack.namespace=$stack")
+  # shellcheck disable=SC2086
+  states=$(docker inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' $ids)
+  ! grep -qv '^healthy$' <<<"$states"
+}
+
+show_stack() {
+  docker stack services "$stack" >&2 || true
+  docker stack ps --no-trunc "$stack" --format '{{.Name}} {{.Image}} {{.CurrentState}} {{.Error}}' >&2 || true
+}
+
+wait_converged() {
+  wait_for "$1" "the stack" converged || {
+    show_stack
+    die "swarm: the stack did not converge within $1 s"
+  }
+}
+
+update_state() { docker service inspect --format '{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}' "${stack}_$1"; }
+service_image() { docker service inspect --format '{{.Spec.TaskTemplate.ContainerSpec.Image}}' "${stack}_$1"; }
+
+# updated TAG: the six services' specs name TAG and their updates completed.
+updated() {
+  local service
+  for service in "${services[@]}"; do
+    [[ $(service_image "$service") == "$prefix/$service:$1"* ]] || return 1
+    [ "$(update_state "$service")" = completed ] || return 1
+  done
+}
+
+# Load: four loops, one per transport, each sends log requests through Caddy
+# one after the other and writes every answer's status code (000: none).
+start_load() {
+  local transport
+  rm -rf "$load_dir"
+  mkdir -p "$load_dir"
+  for transport in rpc http grpc amqp; do
+    (
+      while [ ! -f "$load_dir/stop" ]; do
+        curl -s -o /dev/null -w '%{http_code}\n' --max-time 10 -X POST http://localhost/api/handle \
+          -d "{\"action\":\"log\",\"transport\":\"$transport\",\"log\":{\"name\":\"rolling-update\",\"data\":\"during the update\"}}" \
+          >>"$load_dir/$transport" || true
+      done
+    ) &
+    echo $! >>"$load_dir/pids"
+  done
+}
+
+stop_load() {
+  [ -f "$load_dir/pids" ] || return 0
+  touch "$load_dir/stop"
+  xargs -r kill <"$load_dir/pids" 2>/dev/null || true
+  rm -f "$load_dir/pids"
+  wait 2>/dev/null || true
+}
+
+# load_report: the request count and failures per transport; false on any
+# failure or on a transport that sent nothing.
+load_report() {
+  local transport sent failed ok=0
+  for transport in rpc http grpc amqp; do
+    sent=$(wc -l <"$load_dir/$transport")
+    failed=$(grep -cv '^202$' "$load_dir/$transport" || true)
+    echo "  $transport: $sent requests, $failed failed" | tee -a "$DOCKER_RUN_DIR/timings.txt"
+    if [ "$failed" -gt 0 ]; then
+      echo "  status codes of the failures: $(grep -v '^202$' "$load_dir/$transport" | sort | uniq -c | tr -s ' \n' ' ')"
+    fi
+    { [ "$sent" -gt 0 ] && [ "$failed" -eq 0 ]; } || ok=1
+  done
+  return $ok
+}
+
+rm -f "$env_file"
+if [ "$(swarm_state)" != active ]; then
+  addr=$(ip -4 route get 1.1.1.1 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p')
+  say "swarm: docker swarm init --advertise-addr ${addr:-default}"
+  docker swarm init ${addr:+--advertise-addr "$addr"} >/dev/null
+  initialised=true
+fi
+
+say "swarm: make swarm-deploy (stack $stack, fresh $env_file)"
+started=$(date +%s)
+mk swarm-deploy
+[ -f "$env_file" ] || die "swarm: make swarm-deploy did not create $env_file from .env.example"
+wait_converged 300
+timing "swarm: make swarm-deploy to every task healthy" "$(since "$started")"
+
+say "swarm: the browser test through Caddy on http://localhost/"
+SYSTEM_URL=http://localhost/ MAIL_UI_URL=http://localhost:8025 \
+  cargo test --quiet -p system-tests --test deployed -- --ignored
+
+say "swarm: rolling update of the six services to TAG=v2 under load"
+for service in "${services[@]}"; do
+  docker tag "$prefix/$service:latest" "$prefix/$service:v2"
+done
+start_load
+sleep 3
+started=$(date +%s)
+TAG=v2 mk swarm-deploy
+wait_for 600 "the update" updated v2 || {
+  show_stack
+  die "swarm: the update to v2 did not complete within 600 s"
+}
+timing "swarm: rolling update of six services" "$(since "$started")"
+sleep 3
+stop_load
+load_report || die "swarm: requests failed during the rolling update"
+wait_converged 120
+
+say "swarm: an update to an image whose health check fails rolls back"
+# The broker listening on another port: it runs, but /healthz and /readyz on
+# 8080 never answer.
+printf 'FROM %s\nENV HTTP_ADDR=0.0.0.0:8090\n' "$prefix/broker-service:v2" |
+  docker build -q -t "$prefix/broker-service:unhealthy" - >/dev/null
+started=$(date +%s)
+docker service update --detach --image "$prefix/broker-service:unhealthy" "${stack}_broker-service" >/dev/null
+rolled_back() { [ "$(update_state broker-service)" = rollback_completed ]; }
+wait_for 600 "the rollback" rolled_back || {
+  show_stack
+  die "swarm: the broker update to an unhealthy image did not roll back within 600 s"
+}
+timing "swarm: unhealthy update detected and rolled back" "$(since "$started")"
+[[ $(service_image broker-service) == "$prefix/broker-service:v2"* ]] \
+  || die "swarm: after the rollback the broker runs $(service_image broker-service)"
+wait_converged 120
+running=$(docker ps --filter "label=com.docker.swarm.service.name=${stack}_broker-service" --format '{{.Image}}' | sort -u)
+[ "$running" = "$prefix/broker-service:v2" ] || die "swarm: broker tasks run $running after the rollback"
+curl -fsS --max-time 10 -X POST http://localhost/api/ >/dev/null || die "swarm: the broker does not answer after the rollback"
+
+say "swarm: make swarm-rm removes the stack"
+mk swarm-rm
+wait_for 120 "the stack's removal" stack_gone || die "swarm: containers or networks remain after make swarm-rm"
+say "swarm: passed"

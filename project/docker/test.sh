@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# The Docker path for real (`make test-docker`, part of `make test`):
+#   the engine started if none runs (project/docker/engine.sh), the base and
+#   infrastructure images pulled or built as stand-ins, the seven images
+#   built from the repository's Dockerfiles and checked (non-root user, a
+#   health check whose program the image contains), then the compose and
+#   Swarm scenarios (test-compose.sh, test-swarm.sh).
+#
+#   project/docker/test.sh [images|compose|swarm ...]   default: all three
+#
+# SKIP_DOCKER_TESTS=1 skips it all, and says so; without it, a machine where
+# Docker cannot run fails here with the reason. Timings go to
+# .run/docker/timings.txt (docs/deploy.md quotes them).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+cd "$ROOT"
+
+if [ -n "${SKIP_DOCKER_TESTS:-}" ]; then
+  echo "SKIP  the Docker tests (SKIP_DOCKER_TESTS is set)"
+  exit 0
+fi
+
+steps=("$@")
+[ ${#steps[@]} -gt 0 ] || steps=(images compose swarm)
+prefix=${IMAGE_PREFIX:-microservices}
+images=(broker-service authentication-service logger-service mail-service listener-service front-end caddy)
+
+project/docker/engine.sh start
+# The browser test's Chromium and chromedriver.
+project/native/infra.sh browser
+trap 'project/docker/engine.sh stop' EXIT
+: >"$DOCKER_RUN_DIR/timings.txt"
+
+# check_image NAME: runs as a non-root user, and its health check's program
+# is in the image.
+check_image() {
+  local image=$prefix/$1:${TAG:-latest} user program
+  user=$(docker image inspect --format '{{.Config.User}}' "$image")
+  [[ -n $user && ! $user =~ ^(0|root)(:|$) ]] || die "$image runs as root (USER '$user')"
+  program=$(docker image inspect --format '{{with .Config.Healthcheck}}{{index .Test 1}}{{end}}' "$image")
+  [ -n "$program" ] || die "$image has no health check"
+  docker run --rm --read-only --entrypoint /bin/sh "$image" -c "command -v $program" >/dev/null \
+    || die "$image: its health check runs $program, which the image does not contain"
+  printf '  %-45s user %-12s health check: %s\n' "$image" "$user" "$program"
+}
+
+build_images() {
+  local started image
+  started=$(date +%s)
+  make --no-print-directory stand-ins
+  timing "stand-ins: present, pulled or built" "$(since "$started")"
+  started=$(date +%s)
+  make --no-print-directory build-images
+  timing "make build-images (seven images)" "$(since "$started")"
+  say "images: non-root, with a health check they can run"
+  for image in "${images[@]}"; do
+    check_image "$image"
+  done
+  docker images --format '{{.Repository}}:{{.Tag}} {{.Size}}' "$prefix/*" | sort >>"$DOCKER_RUN_DIR/timings.txt"
+}
+
+for step in "${steps[@]}"; do
+  case $step in
+    images) build_images ;;
+    compose) project/docker/test-compose.sh ;;
+    swarm) project/docker/test-swarm.sh ;;
+    *) die "unknown step $step (images, compose, swarm)" ;;
+  esac
+done
+say "Docker tests passed; timings in $DOCKER_RUN_DIR/timings.txt"
+cat "$DOCKER_RUN_DIR/timings.txt"

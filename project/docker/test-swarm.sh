@@ -40,6 +40,12 @@ cleanup() {
   if $initialised; then
     docker swarm leave --force >/dev/null 2>&1 || true
   fi
+  # The tags this test made.
+  local service
+  for service in "${services[@]}"; do
+    docker rmi "$prefix/$service:update-test" >/dev/null 2>&1 || true
+  done
+  docker rmi "$prefix/broker-service:unhealthy-test" >/dev/null 2>&1 || true
   rm -f "$env_file"
 }
 trap cleanup EXIT
@@ -147,17 +153,18 @@ say "swarm: the browser test through Caddy on http://localhost/"
 SYSTEM_URL=http://localhost/ MAIL_UI_URL=http://localhost:8025 \
   cargo test --quiet -p system-tests --test deployed -- --ignored
 
-say "swarm: rolling update of the six services to TAG=v2 under load"
+# The same images under a new tag: Swarm rolls every task over to it.
+say "swarm: rolling update of the six services to TAG=update-test under load"
 for service in "${services[@]}"; do
-  docker tag "$prefix/$service:latest" "$prefix/$service:v2"
+  docker tag "$prefix/$service:latest" "$prefix/$service:update-test"
 done
 start_load
 sleep 3
 started=$(date +%s)
-TAG=v2 mk swarm-deploy
-wait_for 600 "the update" updated v2 || {
+TAG=update-test mk swarm-deploy
+wait_for 600 "the update" updated update-test || {
   show_stack
-  die "swarm: the update to v2 did not complete within 600 s"
+  die "swarm: the update to update-test did not complete within 600 s"
 }
 timing "swarm: rolling update of six services" "$(since "$started")"
 sleep 3
@@ -168,21 +175,21 @@ wait_converged 120
 say "swarm: an update to an image whose health check fails rolls back"
 # The broker listening on another port: it runs, but /healthz and /readyz on
 # 8080 never answer.
-printf 'FROM %s\nENV HTTP_ADDR=0.0.0.0:8090\n' "$prefix/broker-service:v2" |
-  docker build -q -t "$prefix/broker-service:unhealthy" - >/dev/null
+printf 'FROM %s\nENV HTTP_ADDR=0.0.0.0:8090\n' "$prefix/broker-service:update-test" |
+  docker build -q -t "$prefix/broker-service:unhealthy-test" - >/dev/null
 started=$(date +%s)
-docker service update --detach --image "$prefix/broker-service:unhealthy" "${stack}_broker-service" >/dev/null
+docker service update --detach --no-resolve-image --image "$prefix/broker-service:unhealthy-test" "${stack}_broker-service" >/dev/null
 rolled_back() { [ "$(update_state broker-service)" = rollback_completed ]; }
 wait_for 600 "the rollback" rolled_back || {
   show_stack
   die "swarm: the broker update to an unhealthy image did not roll back within 600 s"
 }
 timing "swarm: unhealthy update detected and rolled back" "$(since "$started")"
-[[ $(service_image broker-service) == "$prefix/broker-service:v2"* ]] \
+[[ $(service_image broker-service) == "$prefix/broker-service:update-test"* ]] \
   || die "swarm: after the rollback the broker runs $(service_image broker-service)"
 wait_converged 120
 running=$(docker ps --filter "label=com.docker.swarm.service.name=${stack}_broker-service" --format '{{.Image}}' | sort -u)
-[ "$running" = "$prefix/broker-service:v2" ] || die "swarm: broker tasks run $running after the rollback"
+[ "$running" = "$prefix/broker-service:update-test" ] || die "swarm: broker tasks run $running after the rollback"
 curl -fsS --max-time 10 -X POST http://localhost/api/ >/dev/null || die "swarm: the broker does not answer after the rollback"
 
 say "swarm: make swarm-rm removes the stack"

@@ -25,6 +25,14 @@ steps=("$@")
 prefix=${IMAGE_PREFIX:-microservices}
 images=(broker-service authentication-service logger-service mail-service listener-service front-end caddy)
 
+# The stacks publish these on the host (Caddy, the mail catcher's UI,
+# RabbitMQ's management UI).
+for port in 80 8025 15672; do
+  if port_open 127.0.0.1 "$port"; then
+    die "port $port is taken: the Docker tests publish the stack's ports 80, 8025 and 15672 (a native 'make start' holds 8025: 'make stop' it)"
+  fi
+done
+
 project/docker/engine.sh start
 # The browser test's Chromium and chromedriver.
 project/native/infra.sh browser
@@ -57,6 +65,13 @@ build_images() {
     check_image "$image"
   done
   docker images --format '{{.Repository}}:{{.Tag}} {{.Size}}' "$prefix/*" | sort >>"$DOCKER_RUN_DIR/timings.txt"
+  # Kubernetes cannot run here, but the images its manifests name are these.
+  local named
+  named=$(sed -n 's/^ *image: *//p' project/k8s/*.yaml | sort -u)
+  for image in $named; do
+    docker image inspect "$image" >/dev/null 2>&1 || die "project/k8s names $image, which was not built"
+  done
+  say "images: the $(wc -w <<<"$named") images project/k8s names are the ones built here"
 }
 
 for step in "${steps[@]}"; do

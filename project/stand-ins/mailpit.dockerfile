@@ -30,7 +30,7 @@ RUN apt-get update \
     && node /usr/local/lib/node_modules/maildev/bin/maildev --version
 
 COPY mailpit.sh /mailpit
-USER mailpit
+USER 999:999
 EXPOSE 1025 8025
 ENTRYPOINT ["/mailpit"]
 LABEL org.opencontainers.image.description="stand-in for axllent/mailpit:v1.27 (MailDev 2.2.1 from npm)"

@@ -38,3 +38,13 @@ since() { echo $(($(date +%s) - $1)); }
 timing() {
   printf '%-40s %5ss\n' "$1" "$2" | tee -a "$DOCKER_RUN_DIR/timings.txt"
 }
+
+mk() { make --no-print-directory "$@"; }
+
+# deployed_browser_test LABEL: the test page of the running stack in headless
+# Chromium, through Caddy on port 80 (system-tests/tests/deployed.rs).
+deployed_browser_test() {
+  say "$1: the browser test through Caddy on http://localhost/"
+  SYSTEM_URL=http://localhost/ MAIL_UI_URL=http://localhost:8025 \
+    cargo test --quiet -p system-tests --test deployed -- --ignored
+}

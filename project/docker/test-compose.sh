@@ -19,7 +19,6 @@ export COMPOSE_PROJECT=$project DEPLOY_ENV_FILE=$env_file
 # The containers of the stack: six services, Caddy and four infrastructure.
 expected_containers=11
 
-mk() { make --no-print-directory "$@"; }
 compose() { docker-compose --project-name "$project" --env-file "$env_file" -f project/docker-compose.yml "$@"; }
 containers() { docker ps -aq --filter "label=com.docker.compose.project=$project"; }
 
@@ -64,9 +63,7 @@ mk up-build
 wait_healthy 300
 timing "compose: make up-build, cached images, to all healthy" "$(since "$started")"
 
-say "compose: the browser test through Caddy on http://localhost/"
-SYSTEM_URL=http://localhost/ MAIL_UI_URL=http://localhost:8025 \
-  cargo test --quiet -p system-tests --test deployed -- --ignored
+deployed_browser_test compose
 
 say "compose: a log entry outlives make down + make up"
 marker="persisted-$(date +%s)-$RANDOM"

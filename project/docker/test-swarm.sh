@@ -26,7 +26,6 @@ export STACK=$stack DEPLOY_ENV_FILE=$env_file IMAGE_PREFIX=$prefix
 export SWARM_FILES=project/docker/swarm-test.yml SWARM_DEPLOY_FLAGS="--resolve-image never"
 load_dir=$DOCKER_RUN_DIR/load
 
-mk() { make --no-print-directory "$@"; }
 stack_containers() { docker ps -aq --filter "label=com.docker.stack.namespace=$stack"; }
 
 swarm_state() { docker info --format '{{.Swarm.LocalNodeState}}'; }
@@ -149,9 +148,7 @@ mk swarm-deploy
 wait_converged 300
 timing "swarm: make swarm-deploy to every task healthy" "$(since "$started")"
 
-say "swarm: the browser test through Caddy on http://localhost/"
-SYSTEM_URL=http://localhost/ MAIL_UI_URL=http://localhost:8025 \
-  cargo test --quiet -p system-tests --test deployed -- --ignored
+deployed_browser_test swarm
 
 # The same images under a new tag: Swarm rolls every task over to it.
 say "swarm: rolling update of the six services to TAG=update-test under load"

@@ -2,8 +2,9 @@
 """Checks that the deployment variants describe the same system.
 
 The dockerfiles, project/docker-compose.yml, project/swarm.yml, project/k8s/
-and the Caddyfile must agree with each other and with the README on the
-services' ports, environment variables, health checks and images. Run by
+and the Caddyfile must agree with each other, with docs/contracts.md (the
+variables) and with the README (the ports) on the services' ports,
+environment variables, health checks and images. Run by
 project/lint-deploy.sh (`make lint-deploy`) with the deployment venv's Python,
 which has PyYAML. Prints one line per problem; exits 1 if there is any.
 """
@@ -18,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PROJECT = ROOT / "project"
 K8S = PROJECT / "k8s"
 
-# The ports of ../shared/SPEC.md section 2, the same natively and in containers.
+# The ports of docs/contracts.md §2, the same natively and in containers.
 SERVICES = {
     "broker-service": {"http": 8080},
     "front-end": {"http": 8081},
@@ -306,14 +307,15 @@ def main():
         if images != {compose["services"].get(name, {}).get("image")}:
             problem(f"project/k8s/{name}.yaml", f"runs {images}, compose runs {compose['services'][name]['image']}")
 
-    # Every service variable is documented in the README, and each
-    # service's port is there too.
-    readme = (ROOT / "README.md").read_text()
-    documented = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", readme))
+    # Every service variable is documented in the contracts' configuration
+    # table, and each service's port is in the README.
+    contracts = (ROOT / "docs" / "contracts.md").read_text()
+    documented = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", contracts))
     for name, env in compose_env.items():
         for var in env:
             if var not in documented:
-                problem("README.md", f"{var} (used by {name}) is not in the configuration table")
+                problem("docs/contracts.md", f"{var} (used by {name}) is not in the configuration table")
+    readme = (ROOT / "README.md").read_text()
     for name, ports in SERVICES.items():
         if not re.search(rf"localhost:{ports['http']}\b", readme):
             problem("README.md", f"does not mention {name}'s port {ports['http']}")

@@ -1,4 +1,4 @@
-//! authentication-service's configuration (SPEC §2), from the environment.
+//! authentication-service's configuration (docs/contracts.md §2), from the environment.
 
 use std::time::Duration;
 

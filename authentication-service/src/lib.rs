@@ -1,5 +1,5 @@
 //! authentication-service: checks credentials against the `users` table in
-//! PostgreSQL (SPEC §4).
+//! PostgreSQL (docs/contracts.md §4).
 //!
 //! `POST /authenticate` answers 202 with the user (never the hash), or the
 //! same 401 for an unknown user, a wrong password and an inactive user, in

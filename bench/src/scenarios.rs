@@ -19,7 +19,7 @@ use tonic::transport::Channel;
 
 use crate::load::Outcome;
 
-/// Where the native stack listens (SPEC §2).
+/// Where the native stack listens (docs/contracts.md §2).
 pub struct Endpoints {
     pub broker: String,
     pub logger: String,

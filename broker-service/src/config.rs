@@ -1,4 +1,4 @@
-//! The broker's configuration (SPEC §2), from the environment.
+//! The broker's configuration (docs/contracts.md §2), from the environment.
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! broker-service: the system's single entry point (SPEC §4).
+//! broker-service: the system's single entry point (docs/contracts.md §4).
 //!
 //! `POST /` answers that the broker was hit; `POST /handle` takes
 //! `{"action": ..., "auth"|"log"|"mail": {...}}` and dispatches it.

@@ -1,4 +1,4 @@
-//! The broker's HTTP contract (SPEC §3, §4) over real HTTP.
+//! The broker's HTTP contract (docs/contracts.md §3, §4) over real HTTP.
 
 mod support;
 

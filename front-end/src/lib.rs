@@ -1,4 +1,4 @@
-//! front-end: serves the test page (SPEC §4). Everything the page needs is
+//! front-end: serves the test page (docs/contracts.md §4). Everything the page needs is
 //! compiled into the binary and served from here, so it works offline.
 //!
 //! The page's JavaScript talks to the broker directly; `BROKER_URL` says

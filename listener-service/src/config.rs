@@ -1,4 +1,4 @@
-//! listener-service's configuration (SPEC §2), from the environment.
+//! listener-service's configuration (docs/contracts.md §2), from the environment.
 
 use std::time::Duration;
 

@@ -1,5 +1,5 @@
 //! listener-service: consumes log events from RabbitMQ and stores them
-//! through the logger (SPEC §4). Its HTTP port serves `/healthz`,
+//! through the logger (docs/contracts.md §4). Its HTTP port serves `/healthz`,
 //! `/readyz` (a consumer is running and the logger answers) and `/metrics`.
 
 pub mod config;

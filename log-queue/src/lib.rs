@@ -1,4 +1,4 @@
-//! The RabbitMQ side of the log events (SPEC §4):
+//! The RabbitMQ side of the log events (docs/contracts.md §4):
 //!
 //! - [`declare_topology`]: the durable topic exchange `logs_topic`, the
 //!   durable queue `logs` shared by every listener and bound to

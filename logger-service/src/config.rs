@@ -1,4 +1,4 @@
-//! The logger's configuration (SPEC §2), from the environment.
+//! The logger's configuration (docs/contracts.md §2), from the environment.
 
 use std::net::SocketAddr;
 

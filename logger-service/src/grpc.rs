@@ -1,4 +1,4 @@
-//! The gRPC server (SPEC §4): `logs.LogService/WriteLog` plus the standard
+//! The gRPC server (docs/contracts.md §4): `logs.LogService/WriteLog` plus the standard
 //! `grpc.health.v1.Health` service.
 
 use std::net::SocketAddr;

@@ -1,4 +1,4 @@
-//! The JSON API (SPEC §4): write, list, read, update and drop log entries.
+//! The JSON API (docs/contracts.md §4): write, list, read, update and drop log entries.
 
 use std::collections::HashMap;
 

@@ -1,5 +1,5 @@
 //! logger-service: stores log entries in MongoDB and serves them over HTTP,
-//! tarpc and gRPC (SPEC §4).
+//! tarpc and gRPC (docs/contracts.md §4).
 //!
 //! - [`config`]: the environment, validated at start.
 //! - [`store`]: the MongoDB collection and the one place entries are

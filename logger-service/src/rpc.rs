@@ -1,4 +1,4 @@
-//! The tarpc server (SPEC §4): `LogService::log_info` over JSON-framed TCP.
+//! The tarpc server (docs/contracts.md §4): `LogService::log_info` over JSON-framed TCP.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! documents `{_id, name, data, created_at, updated_at}`.
 //!
 //! Entries can only be written as a [`NewLog`], whose constructor is the one
-//! place the bounds of SPEC §4 are checked. Every operation is bounded by
+//! place the bounds of docs/contracts.md §4 are checked. Every operation is bounded by
 //! [`OPERATION_TIMEOUT`], so a MongoDB outage is a prompt
 //! [`StoreError::Unavailable`], never a hang.
 

@@ -1,4 +1,4 @@
-//! mail-service's configuration (SPEC §2), from the environment.
+//! mail-service's configuration (docs/contracts.md §2), from the environment.
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! mail-service: sends mail over SMTP (SPEC §4).
+//! mail-service: sends mail over SMTP (docs/contracts.md §4).
 //!
 //! `POST /send` answers 202 once the SMTP server has accepted the mail: one
 //! multipart/alternative message with the text as given and an HTML version

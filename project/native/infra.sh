@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts whatever local infrastructure the native stack needs and is not yet
-# running, installing it first when missing (SPEC §6):
+# running, installing it first when missing (docs/contracts.md §6):
 #   PostgreSQL 127.0.0.1:5432 with a `users` database   (Debian package)
 #   RabbitMQ   127.0.0.1:5672                           (Debian package)
 #   MongoDB-compatible server 127.0.0.1:27017           (PyPI secantusdb)

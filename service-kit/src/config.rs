@@ -1,6 +1,6 @@
 //! Configuration from environment variables.
 //!
-//! Every variable has a default (the native value of SPEC §2). A variable that
+//! Every variable has a default (the native value of docs/contracts.md §2). A variable that
 //! is unset or empty takes its default; one that is set but invalid is an
 //! error naming the variable, and the service refuses to start.
 

@@ -1,4 +1,4 @@
-//! The HTTP conventions of SPEC §3, shared by every service:
+//! The HTTP conventions of docs/contracts.md §3, shared by every service:
 //!
 //! - [`ApiError`]: the one place where failures become status codes and the
 //!   `{"error":true,"message":...}` envelope.

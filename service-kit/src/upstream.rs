@@ -2,7 +2,7 @@
 //! once per service and reused (its connection pool is kept warm).
 //!
 //! Every call is bounded by a timeout, and transport failures map onto the
-//! status codes of SPEC §3: unreachable → 503, too slow → 504, an answer that
+//! status codes of docs/contracts.md §3: unreachable → 503, too slow → 504, an answer that
 //! is not the envelope → 502.
 
 use std::time::Duration;

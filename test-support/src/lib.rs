@@ -69,7 +69,7 @@ pub async fn fresh_postgres_database() -> String {
     format!("{base}/{name}")
 }
 
-/// A MongoDB-wire-compatible server (secantusdb, see SPEC §6) of this test's
+/// A MongoDB-wire-compatible server (secantusdb, see docs/contracts.md §6) of this test's
 /// own, on a random port, keeping its data in memory. Killed on drop.
 pub struct MongoServer {
     child: Child,

@@ -8,7 +8,7 @@
 
 mod activity;
 pub mod config;
-mod passwords;
+pub mod passwords;
 mod routes;
 mod store;
 

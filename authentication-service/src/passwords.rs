@@ -8,9 +8,11 @@ use tracing::Instrument;
 /// passwords are refused rather than half-checked.
 pub const MAX_PASSWORD_BYTES: usize = 72;
 
-/// The cost of the hash an unknown user is checked against; it matches the
-/// seed user's, so an unknown email costs as much time as a wrong password.
-const DUMMY_COST: u32 = 10;
+/// The bcrypt cost of every hash: the seed user's (its migration carries a
+/// hash of this cost, checked by a test below), the dummy hash an unknown
+/// user is checked against (so an unknown email costs as much time as a
+/// wrong password), the tests' users and the bench's measure of the cost.
+pub const BCRYPT_COST: u32 = 10;
 
 pub struct Passwords {
     dummy_hash: String,
@@ -19,7 +21,7 @@ pub struct Passwords {
 impl Passwords {
     pub async fn new() -> anyhow::Result<Self> {
         let dummy_hash =
-            tokio::task::spawn_blocking(|| bcrypt::hash("no user has this password", DUMMY_COST))
+            tokio::task::spawn_blocking(|| bcrypt::hash("no user has this password", BCRYPT_COST))
                 .await
                 .context("hashing task failed")?
                 .context("cannot compute the dummy hash")?;
@@ -71,4 +73,19 @@ fn run_in_background_priority() {
             lowered.set(true);
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BCRYPT_COST;
+
+    /// The seed migration's hash is `$2b$<cost>$...` and is `verysecret`'s.
+    #[test]
+    fn the_seed_hash_has_the_cost_every_hash_uses() {
+        let seed = include_str!("../migrations/0002_seed_admin.sql");
+        let start = seed.find("'$2b$").expect("the seed carries a bcrypt hash") + 1;
+        let hash = &seed[start..start + 60];
+        assert_eq!(hash[4..6].parse::<u32>().unwrap(), BCRYPT_COST, "{hash}");
+        assert!(bcrypt::verify("verysecret", hash).unwrap());
+    }
 }

@@ -67,7 +67,7 @@ impl TestAuth {
     }
 
     async fn insert_user(&self, email: &str, password: &str, active: bool) {
-        let hash = bcrypt::hash(password, 10).unwrap();
+        let hash = bcrypt::hash(password, authentication_service::passwords::BCRYPT_COST).unwrap();
         let mut conn = sqlx::PgConnection::connect(&self.database_url)
             .await
             .unwrap();

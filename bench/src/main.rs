@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use authentication_service::passwords::BCRYPT_COST;
 use serde_json::json;
 
 use crate::load::LoadResult;
@@ -194,7 +195,7 @@ async fn bench(settings: &Settings, clients: Arc<Clients>) -> anyhow::Result<()>
 
     eprintln!("bcrypt cost per verification");
     let bcrypt_ms = tokio::task::spawn_blocking(|| {
-        let hash = bcrypt::hash("verysecret", 10).expect("hash");
+        let hash = bcrypt::hash("verysecret", BCRYPT_COST).expect("hash");
         let started = Instant::now();
         for _ in 0..20 {
             assert!(bcrypt::verify("verysecret", &hash).expect("verify"));

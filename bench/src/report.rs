@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::process::Command;
 
+use authentication_service::passwords::BCRYPT_COST;
+
 use crate::load::LoadResult;
 use crate::procs::{Sample, Usage};
 use crate::scenarios::Path;
@@ -222,7 +224,7 @@ pub fn write_bench(settings: &Settings, rows: &[Row], extra: &Extra) -> anyhow::
     }
     writeln!(
         md,
-        "**bcrypt**: {:.1} ms per verification at cost 10 on one core, so at most {bcrypt_ceiling:.1} logins/s on {cores:.0} cores.\n",
+        "**bcrypt**: {:.1} ms per verification at cost {BCRYPT_COST} on one core, so at most {bcrypt_ceiling:.1} logins/s on {cores:.0} cores.\n",
         extra.bcrypt_ms
     )?;
     writeln!(

@@ -1,11 +1,14 @@
 //! The broker's HTTP routes.
 
-use axum::extract::{RawQuery, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use proto::amqp::LogEvent;
-use proto::http::{AuthPayload, Envelope, LogPayload, MailPayload, RequestPayload, Transport};
+use proto::http::{
+    AuthPayload, Envelope, LogPayload, MailPayload, Page, RequestPayload, Transport,
+};
 use serde_json::Value;
 use service_kit::http::{ApiError, JsonBody};
 use service_kit::upstream::Reply;
@@ -119,27 +122,15 @@ fn validate(entry: &LogPayload) -> Result<(), ApiError> {
     proto::check_log_entry(&entry.name, &entry.data).map_err(ApiError::BadRequest)
 }
 
-/// The newest entries, for the test page: `GET /logs?limit=N` (default 10,
-/// at most 100).
-async fn recent_logs(State(state): State<AppState>, RawQuery(query): RawQuery) -> Answer {
-    let mut limit = 10u32;
-    for (key, value) in query
-        .as_deref()
-        .unwrap_or("")
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-    {
-        if key == "limit" {
-            limit = value
-                .parse()
-                .ok()
-                .filter(|n| (1..=100).contains(n))
-                .ok_or_else(|| {
-                    ApiError::BadRequest("limit must be a whole number from 1 to 100".into())
-                })?;
-        }
-    }
-    let reply = state.logger.get(&format!("/logs?limit={limit}")).await?;
+/// The newest entries, for the test page: `GET /logs?limit=N&skip=M`, the
+/// logger's own paging rule ([`Page`]), checked here before it is forwarded.
+async fn recent_logs(
+    State(state): State<AppState>,
+    page: Result<Query<Page>, QueryRejection>,
+) -> Answer {
+    let Query(page) = page.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let page = page.check().map_err(ApiError::BadRequest)?;
+    let reply = state.logger.get(&format!("/logs?{}", page.query())).await?;
     let reply = relay_failure(state.logger.name(), reply)?;
     Ok((
         StatusCode::OK,

@@ -218,3 +218,25 @@ async fn cross_origin_requests_from_the_test_page_are_allowed() {
         .unwrap();
     assert_eq!(response.headers()["access-control-allow-origin"], "*");
 }
+
+#[tokio::test]
+async fn bad_paging_of_the_logs_is_a_400_before_the_logger_is_asked() {
+    // The logger in this configuration is unreachable: a 400 shows the
+    // query was refused before any call to it.
+    let broker = spawn(config()).await;
+    for (query, needle) in [
+        ("?limit=0", "limit"),
+        ("?limit=1001", "limit"),
+        ("?limit=ten", "limit"),
+        ("?skip=-1", "skip"),
+    ] {
+        let response = broker
+            .client
+            .get(broker.url(&format!("/logs{query}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{query}");
+        assert_error(&response.json().await.unwrap(), needle);
+    }
+}

@@ -1,16 +1,14 @@
 //! The JSON API (docs/contracts.md §4): write, list, read, update and drop log entries.
 
-use std::collections::HashMap;
-
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use proto::http::{Envelope, LogEntry, LogPayload};
+use proto::http::{Envelope, LogEntry, LogPayload, Page};
 use service_kit::http::{ApiError, JsonBody};
 
-use crate::store::{LogStore, MAX_PAGE_SIZE, NewLog, Page, StoreError};
+use crate::store::{LogStore, NewLog, StoreError};
 
 type Accepted<T> = (StatusCode, Json<Envelope<T>>);
 
@@ -48,36 +46,15 @@ async fn write_log(
 
 async fn list_logs(
     State(store): State<LogStore>,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    page: Result<Query<Page>, QueryRejection>,
 ) -> Result<Json<Envelope<Vec<LogEntry>>>, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let page = page(&query)?;
+    let Query(page) = page.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let page = page.check().map_err(ApiError::BadRequest)?;
     let entries = store.list(page).await?;
     Ok(Json(Envelope::with_data(
         format!("{} log entries", entries.len()),
         entries,
     )))
-}
-
-/// `limit` (1 and up, capped at [`MAX_PAGE_SIZE`]) and `skip` (0 and up).
-fn page(query: &HashMap<String, String>) -> Result<Page, ApiError> {
-    let mut page = Page::default();
-    if let Some(limit) = query.get("limit") {
-        page.limit = match limit.trim().parse::<u64>() {
-            Ok(n) if n >= 1 => n.min(u64::from(MAX_PAGE_SIZE)) as u32,
-            _ => {
-                return Err(ApiError::BadRequest(format!(
-                    "limit must be a whole number from 1 (at most {MAX_PAGE_SIZE} are returned), not {limit:?}"
-                )));
-            }
-        };
-    }
-    if let Some(skip) = query.get("skip") {
-        page.skip = skip.trim().parse().map_err(|_| {
-            ApiError::BadRequest(format!("skip must be a whole number from 0, not {skip:?}"))
-        })?;
-    }
-    Ok(page)
 }
 
 async fn get_log(
@@ -105,35 +82,4 @@ async fn update_log(
 async fn drop_logs(State(store): State<LogStore>) -> Result<Accepted<()>, ApiError> {
     store.drop_all().await?;
     Ok((StatusCode::ACCEPTED, Json(Envelope::ok("logs dropped"))))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn query(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
-
-    #[test]
-    fn paging_defaults_caps_and_refuses_nonsense() {
-        assert_eq!(page(&query(&[])).unwrap(), Page::default());
-        assert_eq!(
-            page(&query(&[("limit", "5"), ("skip", "7")])).unwrap(),
-            Page { limit: 5, skip: 7 }
-        );
-        assert_eq!(page(&query(&[("limit", "5000")])).unwrap().limit, 1000);
-        for bad in [
-            ("limit", "0"),
-            ("limit", "-1"),
-            ("limit", "ten"),
-            ("skip", "-2"),
-            ("skip", ""),
-        ] {
-            assert!(page(&query(&[bad])).is_err(), "{bad:?}");
-        }
-    }
 }

@@ -18,7 +18,7 @@ use mongodb::bson::{DateTime, doc};
 use mongodb::error::ErrorKind;
 use mongodb::options::{ClientOptions, ReturnDocument};
 use mongodb::{Client, Collection, IndexModel};
-use proto::http::LogEntry;
+use proto::http::{LogEntry, MAX_PAGE_LIMIT, Page};
 use serde::{Deserialize, Serialize};
 use service_kit::config::Url;
 use service_kit::health::ReadinessCheck;
@@ -32,10 +32,6 @@ pub const COLLECTION: &str = "logs";
 pub const SERVER_SELECTION_TIMEOUT: Duration = Duration::from_secs(3);
 /// The longest any one store operation may take, retries included.
 pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
-/// Entries per page when the caller does not say.
-pub const DEFAULT_PAGE_SIZE: u32 = 100;
-/// The most entries one page may hold.
-pub const MAX_PAGE_SIZE: u32 = 1000;
 
 /// Why a store operation did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -84,23 +80,6 @@ impl NewLog {
 
     pub fn name(&self) -> &str {
         &self.name
-    }
-}
-
-/// Which slice of the entries, newest first, to read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Page {
-    /// 1 to [`MAX_PAGE_SIZE`].
-    pub limit: u32,
-    pub skip: u64,
-}
-
-impl Default for Page {
-    fn default() -> Self {
-        Self {
-            limit: DEFAULT_PAGE_SIZE,
-            skip: 0,
-        }
     }
 }
 
@@ -260,7 +239,7 @@ impl LogStore {
 
     /// Entries newest first (ties by insertion order, newest first).
     pub async fn list(&self, page: Page) -> Result<Vec<LogEntry>, StoreError> {
-        let limit = page.limit.clamp(1, MAX_PAGE_SIZE);
+        let limit = page.limit.clamp(1, MAX_PAGE_LIMIT);
         let docs: Vec<LogDocument> = bounded(async {
             self.logs
                 .find(doc! {})

@@ -67,18 +67,21 @@ async fn limit_and_skip_page_through_the_entries() {
     assert_eq!(names(logger.list("?limit=2&skip=2").await), ["e2", "e1"]);
     assert_eq!(names(logger.list("?skip=4").await), ["e0"]);
     assert!(logger.list("?skip=5").await.is_empty());
-    assert_eq!(
-        logger.list("?limit=100000").await.len(),
-        5,
-        "capped, not refused"
-    );
+    assert_eq!(logger.list("?limit=1000").await.len(), 5);
     logger.stop().await;
 }
 
 #[tokio::test]
 async fn bad_paging_numbers_are_refused_in_the_envelope() {
     let logger = spawn().await;
-    for query in ["?limit=abc", "?limit=-1", "?limit=0", "?skip=-3", "?skip=x"] {
+    for query in [
+        "?limit=abc",
+        "?limit=-1",
+        "?limit=0",
+        "?limit=1001",
+        "?skip=-3",
+        "?skip=x",
+    ] {
         let (status, envelope) = logger.get(&format!("/logs{query}")).await;
         assert_eq!(status, 400, "{query}");
         assert!(envelope.error, "{query}");

@@ -8,6 +8,52 @@ use serde::{Deserialize, Serialize};
 
 use crate::amqp::Level;
 
+/// The paging of `GET /logs`, one rule for the broker's and the logger's:
+/// `?limit=N&skip=M`, newest first. `limit` is a whole number from 1 to
+/// [`MAX_PAGE_LIMIT`] (default [`DEFAULT_PAGE_LIMIT`]), `skip` one from 0
+/// (default 0). Read with axum's `Query<Page>`, whose rejection names the
+/// field that is not a whole number; [`Page::check`] refuses a limit out of
+/// range. Either is a 400.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Page {
+    pub limit: u32,
+    pub skip: u64,
+}
+
+/// How many entries `GET /logs` lists without a `limit`.
+pub const DEFAULT_PAGE_LIMIT: u32 = 10;
+/// The most entries one `GET /logs` lists.
+pub const MAX_PAGE_LIMIT: u32 = 1000;
+
+impl Default for Page {
+    fn default() -> Self {
+        Self {
+            limit: DEFAULT_PAGE_LIMIT,
+            skip: 0,
+        }
+    }
+}
+
+impl Page {
+    /// The page, if its limit is in range; else the message of the 400.
+    pub fn check(self) -> Result<Self, String> {
+        if (1..=MAX_PAGE_LIMIT).contains(&self.limit) {
+            Ok(self)
+        } else {
+            Err(format!(
+                "limit must be a whole number from 1 to {MAX_PAGE_LIMIT}, not {}",
+                self.limit
+            ))
+        }
+    }
+
+    /// The query string that asks for this page (`limit=N&skip=M`).
+    pub fn query(&self) -> String {
+        format!("limit={}&skip={}", self.limit, self.skip)
+    }
+}
+
 /// Every HTTP answer of every service: `{"error", "message", "data"?}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Envelope<T = serde_json::Value> {
@@ -199,5 +245,32 @@ mod tests {
             password: "verysecret".into(),
         };
         assert!(!format!("{p:?}").contains("verysecret"));
+    }
+}
+
+#[cfg(test)]
+mod page_tests {
+    use super::{MAX_PAGE_LIMIT, Page};
+
+    #[test]
+    fn a_limit_out_of_range_is_refused_and_the_default_is_ten() {
+        assert_eq!(Page::default().check(), Ok(Page { limit: 10, skip: 0 }));
+        assert!(
+            Page { limit: 0, skip: 0 }
+                .check()
+                .unwrap_err()
+                .contains("limit")
+        );
+        let over = Page {
+            limit: MAX_PAGE_LIMIT + 1,
+            skip: 0,
+        };
+        assert!(over.check().is_err());
+        let max = Page {
+            limit: MAX_PAGE_LIMIT,
+            skip: 3,
+        };
+        assert_eq!(max.check(), Ok(max));
+        assert_eq!(max.query(), "limit=1000&skip=3");
     }
 }

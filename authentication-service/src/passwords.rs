@@ -1,7 +1,6 @@
 //! Password checks with bcrypt, off the async runtime.
 
 use anyhow::Context;
-use service_kit::http::ApiError;
 use tracing::Instrument;
 
 /// bcrypt reads at most 72 bytes and silently ignores the rest, so longer
@@ -13,6 +12,15 @@ pub const MAX_PASSWORD_BYTES: usize = 72;
 /// user is checked against (so an unknown email costs as much time as a
 /// wrong password), the tests' users and the bench's measure of the cost.
 pub const BCRYPT_COST: u32 = 10;
+
+/// Why a password could not be checked (a wrong password is not an error:
+/// it is `Ok(false)`).
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordError {
+    /// The blocking task running bcrypt panicked or was cancelled.
+    #[error("the bcrypt task failed: {0}")]
+    TaskFailed(#[from] tokio::task::JoinError),
+}
 
 pub struct Passwords {
     dummy_hash: String,
@@ -31,7 +39,7 @@ impl Passwords {
     /// Checks `password` against `hash`, or against the dummy hash when
     /// there is no user, on the blocking pool so a burst of logins never
     /// stalls other requests. Always `false` for the dummy.
-    pub async fn verify(&self, password: &str, hash: Option<&str>) -> Result<bool, ApiError> {
+    pub async fn verify(&self, password: &str, hash: Option<&str>) -> Result<bool, PasswordError> {
         let is_dummy = hash.is_none();
         let hash = hash.unwrap_or(&self.dummy_hash).to_owned();
         let password = password.to_owned();
@@ -42,8 +50,7 @@ impl Passwords {
             bcrypt::verify(password, &hash)
         })
         .in_current_span()
-        .await
-        .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("bcrypt task failed")))?;
+        .await?;
         // A stored hash that bcrypt cannot read is treated as a mismatch.
         let matches = matches.unwrap_or_else(|e| {
             tracing::error!(error = %e, "unreadable password hash");

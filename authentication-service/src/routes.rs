@@ -8,7 +8,8 @@ use proto::http::{AuthPayload, Envelope, User};
 use service_kit::http::{ApiError, JsonBody};
 
 use crate::AppState;
-use crate::passwords::MAX_PASSWORD_BYTES;
+use crate::passwords::{MAX_PASSWORD_BYTES, PasswordError};
+use crate::store::StoreError;
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -19,6 +20,23 @@ pub fn router(state: AppState) -> Router {
 /// The one answer for an unknown user, a wrong password and an inactive user.
 fn invalid_credentials() -> ApiError {
     ApiError::Unauthorized("invalid credentials".into())
+}
+
+/// The domain errors, as the handler answers them: an unreachable database
+/// is a 503; anything else a 500 whose cause is logged, not shown.
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(_) => ApiError::Unavailable(e.to_string()),
+            StoreError::Query(_) => ApiError::Internal(anyhow::Error::new(e)),
+        }
+    }
+}
+
+impl From<PasswordError> for ApiError {
+    fn from(e: PasswordError) -> Self {
+        ApiError::Internal(anyhow::Error::new(e))
+    }
 }
 
 #[tracing::instrument(skip_all, fields(email = %credentials.email))]

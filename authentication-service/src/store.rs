@@ -8,7 +8,6 @@ use futures::future::BoxFuture;
 use proto::http::User;
 use service_kit::config::Url;
 use service_kit::health::ReadinessCheck;
-use service_kit::http::ApiError;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
@@ -75,7 +74,7 @@ impl UserStore {
     }
 
     /// The user with this email, compared case-insensitively.
-    pub async fn find_by_email(&self, email: &str) -> Result<Option<UserRow>, ApiError> {
+    pub async fn find_by_email(&self, email: &str) -> Result<Option<UserRow>, StoreError> {
         sqlx::query_as::<_, UserRow>(
             "SELECT id, email, first_name, last_name, password, user_active, created_at, updated_at \
              FROM users WHERE lower(email) = lower($1)",
@@ -87,14 +86,24 @@ impl UserStore {
     }
 }
 
-/// An unreachable or overloaded database is a 503; anything else is a bug.
-fn database_error(error: sqlx::Error) -> ApiError {
+/// Why a user could not be looked up.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached, or every pooled connection is busy.
+    #[error("the user database is unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    /// Anything else: a bug or a schema that does not match.
+    #[error("the user query failed")]
+    Query(#[source] sqlx::Error),
+}
+
+fn database_error(error: sqlx::Error) -> StoreError {
     match error {
         sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
             tracing::warn!(error = %error, "database unavailable");
-            ApiError::Unavailable("the user database is unavailable".into())
+            StoreError::Unavailable(error)
         }
-        other => ApiError::Internal(anyhow::Error::new(other).context("user query failed")),
+        other => StoreError::Query(other),
     }
 }
 

@@ -5,6 +5,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use log_queue::PublishError;
 use proto::amqp::LogEvent;
 use proto::http::{
     AuthPayload, Envelope, LogPayload, MailPayload, Page, RequestPayload, Transport,
@@ -109,11 +110,25 @@ async fn log(state: &AppState, transport: Transport, entry: LogPayload) -> Answe
             state
                 .publisher
                 .publish(entry.level.unwrap_or_default(), &event)
-                .await?;
+                .await
+                .map_err(publish_failure)?;
             "logged via RabbitMQ".to_owned()
         }
     };
     accepted(message, None)
+}
+
+/// A publish that RabbitMQ did not confirm, as the broker answers it:
+/// unreachable or unroutable 503, refused 502, too slow 504.
+fn publish_failure(e: PublishError) -> ApiError {
+    match e {
+        PublishError::Unreachable(_) | PublishError::Unroutable(_) => {
+            ApiError::Unavailable(e.to_string())
+        }
+        PublishError::Refused => ApiError::BadGateway(e.to_string()),
+        PublishError::Timeout(_) => ApiError::Timeout(e.to_string()),
+        PublishError::Internal(_) => ApiError::Internal(anyhow::Error::new(e)),
+    }
 }
 
 /// The logger's bounds, checked here too so a bad entry is refused the same

@@ -16,7 +16,7 @@ use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{Channel, ExchangeKind};
 use proto::amqp::{DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE, EXCHANGE, Level, QUEUE};
 
-pub use publisher::Publisher;
+pub use publisher::{PublishError, Publisher};
 
 /// Declares the whole topology on `channel`. Idempotent.
 pub async fn declare_topology(channel: &Channel) -> lapin::Result<()> {

@@ -6,12 +6,32 @@ use std::time::Duration;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
 use proto::amqp::{EXCHANGE, Level, LogEvent};
-use service_kit::http::ApiError;
 use service_kit::reconnect::Reconnecting;
 
 /// Persistent delivery: the event survives a RabbitMQ restart.
 const PERSISTENT: u8 = 2;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Why an event was not confirmed. The broker answers each with its status
+/// code (docs/contracts.md §3); here they only say what happened.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// RabbitMQ cannot be reached, or the publish failed on the wire.
+    #[error("{0}")]
+    Unreachable(String),
+    /// No queue is bound to the routing key: the event came back.
+    #[error("RabbitMQ could not route {0} to any queue")]
+    Unroutable(&'static str),
+    /// RabbitMQ answered with a negative acknowledgement.
+    #[error("RabbitMQ refused the event")]
+    Refused,
+    /// No confirm, or no connection, within the timeout.
+    #[error("{0}")]
+    Timeout(String),
+    /// A bug: the event does not encode, or the channel is not confirming.
+    #[error("{0}")]
+    Internal(String),
+}
 
 /// A connection and its confirm-mode channel.
 #[derive(Clone)]
@@ -45,8 +65,9 @@ impl Publisher {
 
     /// Publishes `event` persistently with the routing key of `level` and
     /// returns once RabbitMQ confirmed it (stored in the durable queue).
-    pub async fn publish(&self, level: Level, event: &LogEvent) -> Result<(), ApiError> {
-        let payload = serde_json::to_vec(event).map_err(|e| ApiError::Internal(e.into()))?;
+    pub async fn publish(&self, level: Level, event: &LogEvent) -> Result<(), PublishError> {
+        let payload = serde_json::to_vec(event)
+            .map_err(|e| PublishError::Internal(format!("the event does not encode: {e}")))?;
         let (number, link) = self.link.get(Link::alive, || self.dial()).await?;
         let publish = async {
             let properties = BasicProperties::default()
@@ -71,21 +92,16 @@ impl Publisher {
         let failure = match tokio::time::timeout(self.timeout, publish).await {
             Ok(Ok(Confirmation::Ack(None))) => return Ok(()),
             Ok(Ok(Confirmation::Ack(Some(_)))) => {
-                return Err(ApiError::Unavailable(format!(
-                    "RabbitMQ could not route {} to any queue",
-                    level.routing_key()
-                )));
+                return Err(PublishError::Unroutable(level.routing_key()));
             }
-            Ok(Ok(Confirmation::Nack(_))) => {
-                return Err(ApiError::BadGateway("RabbitMQ refused the event".into()));
-            }
+            Ok(Ok(Confirmation::Nack(_))) => return Err(PublishError::Refused),
             Ok(Ok(Confirmation::NotRequested)) => {
-                return Err(ApiError::Internal(
-                    std::io::Error::other("the channel is not in confirm mode").into(),
+                return Err(PublishError::Internal(
+                    "the channel is not in confirm mode".into(),
                 ));
             }
-            Ok(Err(e)) => ApiError::Unavailable(format!("publishing to RabbitMQ failed: {e}")),
-            Err(_) => ApiError::Timeout(format!(
+            Ok(Err(e)) => PublishError::Unreachable(format!("publishing to RabbitMQ failed: {e}")),
+            Err(_) => PublishError::Timeout(format!(
                 "RabbitMQ did not confirm within {} ms",
                 self.timeout.as_millis()
             )),
@@ -98,7 +114,7 @@ impl Publisher {
     }
 
     /// A new connection with a confirm-mode channel and the topology declared.
-    async fn dial(&self) -> Result<Link, ApiError> {
+    async fn dial(&self) -> Result<Link, PublishError> {
         let dial = async {
             let connection =
                 Connection::connect(&self.url, ConnectionProperties::default()).await?;
@@ -114,10 +130,12 @@ impl Publisher {
         };
         match tokio::time::timeout(CONNECT_TIMEOUT, dial).await {
             Ok(Ok(link)) => Ok(link),
-            Ok(Err(e)) => Err(ApiError::Unavailable(format!(
+            Ok(Err(e)) => Err(PublishError::Unreachable(format!(
                 "RabbitMQ is unreachable: {e}"
             ))),
-            Err(_) => Err(ApiError::Timeout("connecting to RabbitMQ timed out".into())),
+            Err(_) => Err(PublishError::Timeout(
+                "connecting to RabbitMQ timed out".into(),
+            )),
         }
     }
 }

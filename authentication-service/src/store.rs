@@ -6,6 +6,7 @@ use anyhow::Context;
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures::future::BoxFuture;
 use proto::http::User;
+use service_kit::backoff::Backoff;
 use service_kit::config::Url;
 use service_kit::health::ReadinessCheck;
 use sqlx::PgPool;
@@ -61,12 +62,14 @@ impl UserStore {
     /// at most `limit`. Concurrent replicas serialise on sqlx's lock.
     pub async fn migrate(&self, limit: Duration) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + limit;
+        let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(2));
         loop {
             match sqlx::migrate!("./migrations").run(&self.pool).await {
                 Ok(()) => return Ok(()),
                 Err(e) if tokio::time::Instant::now() < deadline => {
-                    tracing::warn!(error = %e, "migrations failed; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    let wait = backoff.next_delay();
+                    tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "migrations failed; retrying");
+                    tokio::time::sleep(wait).await;
                 }
                 Err(e) => return Err(e).context("cannot migrate the users database"),
             }

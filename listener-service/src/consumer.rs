@@ -25,6 +25,7 @@ use lapin::types::FieldTable;
 use lapin::{Connection, ConnectionProperties};
 use proto::amqp::{LogEvent, QUEUE};
 use reqwest::StatusCode;
+use service_kit::backoff::Backoff;
 use service_kit::shutdown::CancellationToken;
 use service_kit::upstream::ServiceClient;
 use tokio::task::JoinSet;
@@ -52,7 +53,7 @@ pub struct Consumer {
 impl Consumer {
     /// Consumes until `shutdown` is cancelled, reconnecting after every loss.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let mut delay = RECONNECT_FIRST;
+        let mut backoff = Backoff::new(RECONNECT_FIRST, RECONNECT_MAX);
         while !shutdown.is_cancelled() {
             let connections_before = Metrics::get(&self.metrics.connections);
             let result = self.session(&shutdown).await;
@@ -61,8 +62,9 @@ impl Consumer {
                 Ok(()) => break,
                 Err(e) => {
                     if Metrics::get(&self.metrics.connections) > connections_before {
-                        delay = RECONNECT_FIRST;
+                        backoff.reset();
                     }
+                    let delay = backoff.next_delay();
                     tracing::warn!(
                         error = format!("{e:#}"),
                         retry_in_ms = delay.as_millis() as u64,
@@ -72,7 +74,6 @@ impl Consumer {
                         () = tokio::time::sleep(delay) => {}
                         () = shutdown.cancelled() => break,
                     }
-                    delay = (delay * 2).min(RECONNECT_MAX);
                 }
             }
         }
@@ -154,7 +155,7 @@ impl Consumer {
         if let Err(reason) = proto::check_log_entry(&event.name, &event.data) {
             return self.dead_letter(&delivery, &reason).await;
         }
-        let mut wait = self.retry_backoff;
+        let mut backoff = Backoff::new(self.retry_backoff, BACKOFF_MAX);
         for attempt in 1..=self.max_attempts {
             let failure = match self.logger.post("/log", &event).await {
                 Ok(reply) if reply.status.is_success() => {
@@ -180,6 +181,7 @@ impl Consumer {
                 let reason = format!("gave up after {attempt} attempts: {failure}");
                 return self.dead_letter(&delivery, &reason).await;
             }
+            let wait = backoff.next_delay();
             tracing::warn!(
                 attempt,
                 error = failure,
@@ -188,7 +190,6 @@ impl Consumer {
             );
             Metrics::count(&self.metrics.retried);
             tokio::time::sleep(wait).await;
-            wait = (wait * 2).min(BACKOFF_MAX);
         }
     }
 

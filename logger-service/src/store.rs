@@ -20,6 +20,7 @@ use mongodb::options::{ClientOptions, ReturnDocument};
 use mongodb::{Client, Collection, IndexModel};
 use proto::http::{LogEntry, MAX_PAGE_LIMIT, Page};
 use serde::{Deserialize, Serialize};
+use service_kit::backoff::Backoff;
 use service_kit::config::Url;
 use service_kit::health::ReadinessCheck;
 use service_kit::shutdown::CancellationToken;
@@ -304,12 +305,13 @@ impl LogStore {
     /// until it succeeds or `shutdown` is cancelled, so a MongoDB that is
     /// down at start does not stop the service from starting.
     pub async fn keep_ensuring_indexes(self, shutdown: CancellationToken) {
-        let mut delay = Duration::from_secs(1);
+        let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
         loop {
             let attempt = tokio::select! {
                 () = shutdown.cancelled() => return,
                 attempt = self.ensure_indexes() => attempt,
             };
+            let delay = backoff.next_delay();
             match attempt {
                 Ok(()) => {
                     tracing::info!("created_at index in place");
@@ -325,7 +327,6 @@ impl LogStore {
                 () = shutdown.cancelled() => return,
                 () = tokio::time::sleep(delay) => {}
             }
-            delay = (delay * 2).min(Duration::from_secs(30));
         }
     }
 

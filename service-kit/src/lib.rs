@@ -12,6 +12,7 @@
 //! - [`upstream`]: a pooled JSON client for calling the other services.
 //! - [`main`]: the common start-up sequence of a service binary.
 
+pub mod backoff;
 pub mod config;
 pub mod health;
 pub mod http;

@@ -3,6 +3,8 @@
 use std::time::Duration;
 
 use lettre::Address;
+#[cfg(test)]
+use service_kit::config::ExposeSecret;
 use service_kit::config::{ConfigError, Env, Secret, ServerConfig};
 
 /// How the connection to the SMTP server is secured (`MAIL_ENCRYPTION`).
@@ -91,7 +93,7 @@ impl Config {
             port: smtp_port,
             encryption: Encryption::None,
             username: String::new(),
-            password: Secret::default(),
+            password: Secret::from(""),
             domain: "localhost".to_owned(),
             from_name: "Microservices".to_owned(),
             from_address: "noreply@example.com".to_owned(),
@@ -123,7 +125,7 @@ mod tests {
         assert_eq!(config.server.http_addr.port(), 8084);
         assert_eq!((config.host.as_str(), config.port), ("127.0.0.1", 1025));
         assert_eq!(config.encryption, Encryption::None);
-        assert!(config.username.is_empty() && config.password.is_empty());
+        assert!(config.username.is_empty() && config.password.expose_secret().is_empty());
         assert_eq!(config.from_address, "noreply@example.com");
         assert_eq!(config.send_timeout, Duration::from_secs(10));
     }
@@ -160,7 +162,7 @@ mod tests {
     fn the_password_stays_out_of_debug_output() {
         let env = Env::from_pairs([("MAIL_USERNAME", "mailer"), ("MAIL_PASSWORD", "hunter2")]);
         let config = Config::from_env(&env).unwrap();
-        assert_eq!(config.password.expose(), "hunter2");
+        assert_eq!(config.password.expose_secret(), "hunter2");
         assert!(!format!("{config:?}").contains("hunter2"));
     }
 }

@@ -21,6 +21,7 @@ use lettre::transport::smtp::extension::ClientId;
 use lettre::transport::smtp::response::Response;
 use lettre::transport::smtp::{AsyncSmtpTransportBuilder, Error as SmtpError, PoolConfig};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use service_kit::config::ExposeSecret as _;
 use service_kit::http::ApiError;
 
 use crate::config::{Config, Encryption};
@@ -97,7 +98,7 @@ impl Mailer {
         if !config.username.is_empty() {
             builder = builder.credentials(Credentials::new(
                 config.username.clone(),
-                config.password.expose().to_owned(),
+                config.password.expose_secret().to_owned(),
             ));
         }
         let transport = builder.clone().build();

@@ -23,7 +23,7 @@ async fn a_username_logs_in_with_the_password() {
     let smtp = ScriptedSmtp::start(Script::Accept).await;
     let mut config = Config::for_tests(smtp.port);
     config.username = "mailer".into();
-    config.password = Secret::new("hunter2");
+    config.password = Secret::from("hunter2");
     let mail = spawn(config).await;
     let (status, envelope) = mail.send(json!({"to": "bob@example.com"})).await;
     assert_eq!(status, 202, "{envelope:?}");

@@ -21,33 +21,10 @@ pub struct ConfigError {
     pub reason: String,
 }
 
-/// A value that must never reach a log line: its `Debug` form is redacted.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_empty() {
-            "Secret(<empty>)"
-        } else {
-            "Secret(<redacted>)"
-        })
-    }
-}
+/// A value that must never reach a log line: `secrecy`'s string, whose
+/// `Debug` form is redacted and whose memory is zeroed on drop. Read it with
+/// [`ExposeSecret::expose_secret`].
+pub use secrecy::{ExposeSecret, SecretString as Secret};
 
 /// A snapshot of the environment, so configuration can be loaded from the
 /// process or, in tests, from a plain list of pairs.
@@ -103,7 +80,7 @@ impl Env {
 
     /// A secret such as a password (empty when unset).
     pub fn secret(&self, name: &str) -> Secret {
-        Secret::new(self.string(name, ""))
+        Secret::from(self.string(name, ""))
     }
 
     /// A socket address such as `127.0.0.1:8080`.
@@ -272,7 +249,7 @@ mod tests {
     fn secrets_stay_out_of_debug_output() {
         let env = Env::from_pairs([("MAIL_PASSWORD", "hunter2")]);
         let secret = env.secret("MAIL_PASSWORD");
-        assert_eq!(secret.expose(), "hunter2");
+        assert_eq!(secret.expose_secret(), "hunter2");
         assert!(!format!("{secret:?}").contains("hunter2"));
     }
 

@@ -5,6 +5,7 @@
 //! where that is, as an absolute URL or, behind a reverse proxy on the same
 //! origin, as a path such as `/api`.
 
+use askama::Template;
 use axum::Router;
 use axum::body::Bytes;
 use axum::http::{HeaderValue, header};
@@ -14,7 +15,14 @@ use service_kit::config::{ConfigError, Env, ServerConfig, Url};
 use service_kit::health::{self, Readiness};
 use service_kit::http::HttpServer;
 
-const INDEX_HTML: &str = include_str!("../assets/index.html");
+/// The page (`assets/index.html`), with the two URLs it is configured with;
+/// askama escapes them for HTML.
+#[derive(Template)]
+#[template(path = "index.html")]
+struct IndexHtml<'a> {
+    broker_url: &'a str,
+    mail_ui_url: &'a str,
+}
 const APP_JS: &str = include_str!("../assets/app.js");
 const STYLE_CSS: &str = include_str!("../assets/style.css");
 
@@ -57,9 +65,11 @@ struct Page {
 
 impl Page {
     fn new(config: &Config) -> anyhow::Result<Self> {
-        let html = INDEX_HTML
-            .replace("{{BROKER_URL}}", &escape_attribute(&config.broker_url))
-            .replace("{{MAIL_UI_URL}}", &escape_attribute(&config.mail_ui_url));
+        let html = IndexHtml {
+            broker_url: &config.broker_url,
+            mail_ui_url: &config.mail_ui_url,
+        }
+        .render()?;
         // The page may only load its own files and talk to the broker.
         let connect = match Url::parse(&config.broker_url) {
             Ok(url) => format!("'self' {}", url.origin().ascii_serialization()),
@@ -74,14 +84,6 @@ impl Page {
             csp: HeaderValue::from_str(&csp)?,
         })
     }
-}
-
-fn escape_attribute(value: &str) -> String {
-    value
-        .replace('&', "&amp;")
-        .replace('"', "&quot;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 /// The page's routes, without the health routes and conventions.

@@ -42,7 +42,7 @@ timing() {
 mk() { make --no-print-directory "$@"; }
 
 # deployed_browser_test LABEL: the test page of the running stack in headless
-# Chromium, through Caddy on port 80 (system-tests/tests/deployed.rs).
+# Chromium, through Caddy on port 80 (support/system-tests/tests/deployed.rs).
 deployed_browser_test() {
   say "$1: the browser test through Caddy on http://localhost/"
   SYSTEM_URL=http://localhost/ MAIL_UI_URL=http://localhost:8025 \

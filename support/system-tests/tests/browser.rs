@@ -47,8 +47,10 @@ async fn every_button_succeeds_and_an_outage_is_shown_as_an_error() {
 /// `SAVE_SCREENSHOT` is set (`make screenshot`), so a normal test run leaves
 /// the work tree unchanged.
 fn save_screenshot(png: &[u8]) {
+    // support/system-tests -> the root.
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
+        .ancestors()
+        .nth(2)
         .unwrap()
         .to_path_buf();
     let target = root.join("target/test-page.png");

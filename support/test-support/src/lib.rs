@@ -27,6 +27,8 @@ pub fn free_port() -> u16 {
 /// The workspace root (tests run with the crate directory as cwd).
 fn workspace_root() -> PathBuf {
     let mut dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    // support/test-support -> the root.
+    dir.pop();
     dir.pop();
     dir
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes every base and infrastructure image that the Dockerfiles, the compose
 # file and the Swarm stack name available under its official name
-# (`make stand-ins`; `make up-build` runs it first).
+# (`make stand-ins`; `make up`, `make up-build` and `make build-*` run it
+# first).
 #
 #   project/stand-ins/build.sh [--force] [IMAGE ...]
 #
@@ -14,7 +15,7 @@
 #
 #   debian:bookworm-slim       debootstrap --variant=minbase bookworm
 #   rust:1.95.0-bookworm       that base, gcc, and the host's Rust toolchain
-#   postgres:17-bookworm       Debian postgresql (15)       (postgres.dockerfile)
+#   postgres:17-bookworm       Debian postgresql-15          (postgres.dockerfile)
 #   mongo:7.0                  secantusdb from PyPI          (mongo.dockerfile)
 #   rabbitmq:3.13-management   Debian rabbitmq-server        (rabbitmq.dockerfile)
 #   axllent/mailpit:v1.27      maildev from npm              (mailpit.dockerfile)

@@ -1,5 +1,4 @@
--- The seed user admin@example.com / verysecret (bcrypt at
--- authentication_service::passwords::BCRYPT_COST, which a test checks).
+-- The seed user admin@example.com / verysecret (bcrypt, cost 10).
 -- Idempotent: an existing admin, whatever its case, is left as it is.
 INSERT INTO users (email, first_name, last_name, password, user_active)
 VALUES ('admin@example.com', 'Admin', 'User',

@@ -1,17 +1,14 @@
 //! The broker's HTTP routes.
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use log_queue::PublishError;
 use proto::amqp::LogEvent;
-use proto::http::{
-    AuthPayload, Envelope, LogPayload, MailPayload, Page, RequestPayload, Transport,
-};
+use proto::http::{AuthPayload, Envelope, LogPayload, MailPayload, RequestPayload, Transport};
 use serde_json::Value;
-use service_kit::http::{ApiError, JsonBody};
+use service_kit::http::{ApiError, JsonBody, Paging};
 use service_kit::upstream::Reply;
 
 use crate::AppState;
@@ -137,14 +134,9 @@ fn validate(entry: &LogPayload) -> Result<(), ApiError> {
     proto::check_log_entry(&entry.name, &entry.data).map_err(ApiError::BadRequest)
 }
 
-/// The newest entries, for the test page: `GET /logs?limit=N&skip=M`, the
-/// logger's own paging rule ([`Page`]), checked here before it is forwarded.
-async fn recent_logs(
-    State(state): State<AppState>,
-    page: Result<Query<Page>, QueryRejection>,
-) -> Answer {
-    let Query(page) = page.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let page = page.check().map_err(ApiError::BadRequest)?;
+/// The newest entries, for the test page: `GET /logs?limit=N&skip=M`, under
+/// the logger's own paging rule ([`Paging`]), checked before it is forwarded.
+async fn recent_logs(State(state): State<AppState>, Paging(page): Paging) -> Answer {
     let reply = state.logger.get(&format!("/logs?{}", page.query())).await?;
     let reply = relay_failure(state.logger.name(), reply)?;
     Ok((

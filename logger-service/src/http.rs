@@ -1,12 +1,11 @@
 //! The JSON API (docs/contracts.md §4): write, list, read, update and drop log entries.
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use proto::http::{Envelope, LogEntry, LogPayload, Page};
-use service_kit::http::{ApiError, JsonBody};
+use proto::http::{Envelope, LogEntry, LogPayload};
+use service_kit::http::{ApiError, JsonBody, Paging};
 
 use crate::store::{LogStore, NewLog, StoreError};
 
@@ -46,10 +45,8 @@ async fn write_log(
 
 async fn list_logs(
     State(store): State<LogStore>,
-    page: Result<Query<Page>, QueryRejection>,
+    Paging(page): Paging,
 ) -> Result<Json<Envelope<Vec<LogEntry>>>, ApiError> {
-    let Query(page) = page.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let page = page.check().map_err(ApiError::BadRequest)?;
     let entries = store.list(page).await?;
     Ok(Json(Envelope::with_data(
         format!("{} log entries", entries.len()),

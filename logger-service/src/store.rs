@@ -311,18 +311,16 @@ impl LogStore {
                 () = shutdown.cancelled() => return,
                 attempt = self.ensure_indexes() => attempt,
             };
+            let Err(e) = attempt else {
+                tracing::info!("created_at index in place");
+                return;
+            };
             let delay = backoff.next_delay();
-            match attempt {
-                Ok(()) => {
-                    tracing::info!("created_at index in place");
-                    return;
-                }
-                Err(e) => tracing::warn!(
-                    error = %e,
-                    retry_in_ms = delay.as_millis() as u64,
-                    "cannot create the created_at index yet"
-                ),
-            }
+            tracing::warn!(
+                error = %e,
+                retry_in_ms = delay.as_millis() as u64,
+                "cannot create the created_at index yet"
+            );
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 () = tokio::time::sleep(delay) => {}

@@ -3,8 +3,6 @@
 use std::time::Duration;
 
 use lettre::Address;
-#[cfg(test)]
-use service_kit::config::ExposeSecret;
 use service_kit::config::{ConfigError, Env, Secret, ServerConfig};
 
 /// How the connection to the SMTP server is secured (`MAIL_ENCRYPTION`).
@@ -117,6 +115,8 @@ fn port(env: &Env) -> Result<u16, ConfigError> {
 
 #[cfg(test)]
 mod tests {
+    use service_kit::config::ExposeSecret;
+
     use super::*;
 
     #[test]

@@ -20,10 +20,11 @@ export PATH DOCKER_BUILDKIT=1 COMPOSE_DOCKER_CLI_BUILD=1
 
 engine_up() { docker info >/dev/null 2>&1; }
 
-# wait_for SECONDS DESCRIPTION COMMAND...: polls COMMAND every second.
+# wait_for SECONDS COMMAND...: polls COMMAND every second; false if it never
+# succeeds (the caller says what did not happen).
 wait_for() {
-  local seconds=$1 what=$2 i
-  shift 2
+  local seconds=$1 i
+  shift
   for ((i = 0; i < seconds; i++)); do
     "$@" && return 0
     sleep 1

@@ -38,7 +38,7 @@ start() {
   say "starting dockerd (log: $logfile)"
   setsid nohup dockerd >"$logfile" 2>&1 </dev/null &
   echo $! >"$pidfile"
-  if ! wait_for 60 "dockerd" engine_up; then
+  if ! wait_for 60 engine_up; then
     tail -n 20 "$logfile" >&2 || true
     cannot "dockerd did not answer within 60 s"
   fi

@@ -47,7 +47,7 @@ show_unhealthy() {
 }
 
 wait_healthy() {
-  wait_for "${1:-300}" "the compose stack" all_healthy || {
+  wait_for "${1:-300}" all_healthy || {
     show_unhealthy
     die "compose: not every container became healthy within ${1:-300}s"
   }

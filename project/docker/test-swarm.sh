@@ -34,7 +34,7 @@ initialised=false
 cleanup() {
   stop_load
   docker stack rm "$stack" >/dev/null 2>&1 || true
-  wait_for 60 "the stack's containers" stack_gone || true
+  wait_for 60 stack_gone || true
   docker volume ls -q --filter "label=com.docker.stack.namespace=$stack" | xargs -r docker volume rm >/dev/null 2>&1 || true
   if $initialised; then
     docker swarm leave --force >/dev/null 2>&1 || true
@@ -73,7 +73,7 @@ show_stack() {
 }
 
 wait_converged() {
-  wait_for "$1" "the stack" converged || {
+  wait_for "$1" converged || {
     show_stack
     die "swarm: the stack did not converge within $1 s"
   }
@@ -159,7 +159,7 @@ start_load
 sleep 3
 started=$(date +%s)
 TAG=update-test mk swarm-deploy
-wait_for 600 "the update" updated update-test || {
+wait_for 600 updated update-test || {
   show_stack
   die "swarm: the update to update-test did not complete within 600 s"
 }
@@ -177,7 +177,7 @@ printf 'FROM %s\nENV HTTP_ADDR=0.0.0.0:8090\n' "$prefix/broker-service:update-te
 started=$(date +%s)
 docker service update --detach --no-resolve-image --image "$prefix/broker-service:unhealthy-test" "${stack}_broker-service" >/dev/null
 rolled_back() { [ "$(update_state broker-service)" = rollback_completed ]; }
-wait_for 600 "the rollback" rolled_back || {
+wait_for 600 rolled_back || {
   show_stack
   die "swarm: the broker update to an unhealthy image did not roll back within 600 s"
 }
@@ -191,5 +191,5 @@ curl -fsS --max-time 10 -X POST http://localhost/api/ >/dev/null || die "swarm: 
 
 say "swarm: make swarm-rm removes the stack"
 mk swarm-rm
-wait_for 120 "the stack's removal" stack_gone || die "swarm: containers or networks remain after make swarm-rm"
+wait_for 120 stack_gone || die "swarm: containers or networks remain after make swarm-rm"
 say "swarm: passed"

@@ -11,10 +11,10 @@ use crate::amqp::Level;
 /// The paging of `GET /logs`, one rule for the broker's and the logger's:
 /// `?limit=N&skip=M`, newest first. `limit` is a whole number from 1 to
 /// [`MAX_PAGE_LIMIT`] (default [`DEFAULT_PAGE_LIMIT`]), `skip` one from 0
-/// (default 0). Read with axum's `Query<Page>`, whose rejection names the
-/// field that is not a whole number; [`Page::check`] refuses a limit out of
-/// range. Either is a 400.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// (default 0). The services read it with `service_kit::http::Paging`:
+/// axum's `Query`, whose rejection names the field that is not a whole
+/// number, then [`Page::check`], which refuses a limit out of range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(default)]
 pub struct Page {
     pub limit: u32,

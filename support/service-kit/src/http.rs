@@ -13,12 +13,13 @@ use std::future::IntoFuture;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Query, Request, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
-use proto::http::Envelope;
+use proto::http::{Envelope, Page};
 use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -118,6 +119,22 @@ where
         serde_json::from_slice(&bytes)
             .map(JsonBody)
             .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+    }
+}
+
+/// `GET /logs`'s `?limit=N&skip=M` as a checked [`Page`], the one paging
+/// rule of the broker and the logger (docs/contracts.md §4): a value that is
+/// not a whole number, or a limit out of range, is a 400 in the envelope.
+pub struct Paging(pub Page);
+
+impl<S: Send + Sync> FromRequestParts<S> for Paging {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Query(page) = Query::<Page>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::BadRequest(e.body_text()))?;
+        page.check().map(Paging).map_err(ApiError::BadRequest)
     }
 }
 

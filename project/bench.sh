@@ -10,7 +10,6 @@ mode=${1:-bench}
 export PROFILE=release
 export RUST_LOG=${BENCH_RUST_LOG:-warn}
 
-"$ROOT/project/native/infra.sh" browser >/dev/null
 started=
 if port_open 127.0.0.1 8080; then
   warn "a stack is already running: measuring it as it is"

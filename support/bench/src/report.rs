@@ -5,6 +5,8 @@ use std::fmt::Write as _;
 use std::process::Command;
 
 use authentication_service::passwords::BCRYPT_COST;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::load::LoadResult;
 use crate::procs::{Sample, Usage};
@@ -103,7 +105,7 @@ pub fn write_bench(settings: &Settings, rows: &[Row], extra: &Extra) -> anyhow::
     md.push_str(&machine(&run_note));
     writeln!(
         md,
-        "\n![Requests per second by transport and concurrency](transports.png)\n"
+        "\n![Log writes per second by transport and concurrency](transports.svg)\n"
     )?;
 
     // Targets.
@@ -280,119 +282,122 @@ pub fn write_bench(settings: &Settings, rows: &[Row], extra: &Extra) -> anyhow::
     Ok(())
 }
 
+/// The chart's size in pixels, and the height of the legend strip beneath it.
+const CHART_SIZE: (u32, u32) = (1100, 540);
+const LEGEND_HEIGHT: u32 = 40;
+/// One colour per concurrency, in the order of `CONCURRENCY`.
+const BAR_COLOURS: [RGBColor; 5] = [
+    RGBColor(0x9e, 0xca, 0xe1),
+    RGBColor(0x42, 0x92, 0xc6),
+    RGBColor(0x08, 0x51, 0x9c),
+    RGBColor(0xfd, 0x8d, 0x3c),
+    RGBColor(0x31, 0xa3, 0x54),
+];
+
 /// Grouped bars: requests per second of each log transport, through the
-/// broker and straight at the logger, at each concurrency. SVG, then a PNG
-/// rendered by headless Chromium.
+/// broker and straight at the logger, and MongoDB's single inserts, one bar
+/// per concurrency, drawn by plotters as `transports.svg`.
 fn write_chart(settings: &Settings, rows: &[Row]) -> anyhow::Result<()> {
-    let bars: Vec<(String, Path)> = vec![
-        ("rpc via broker".into(), Path::BrokerLog("rpc")),
-        ("rpc direct".into(), Path::LoggerRpc),
-        ("http via broker".into(), Path::BrokerLog("http")),
-        ("http direct".into(), Path::LoggerHttp),
-        ("grpc via broker".into(), Path::BrokerLog("grpc")),
-        ("grpc direct".into(), Path::LoggerGrpc),
-        ("amqp via broker".into(), Path::BrokerLog("amqp")),
-        ("MongoDB insert".into(), Path::MongoInsert),
+    let groups: [(&str, Path); 8] = [
+        ("rpc via broker", Path::BrokerLog("rpc")),
+        ("rpc direct", Path::LoggerRpc),
+        ("http via broker", Path::BrokerLog("http")),
+        ("http direct", Path::LoggerHttp),
+        ("grpc via broker", Path::BrokerLog("grpc")),
+        ("grpc direct", Path::LoggerGrpc),
+        ("amqp via broker", Path::BrokerLog("amqp")),
+        ("MongoDB insert", Path::MongoInsert),
     ];
-    let colours = ["#9ecae1", "#4292c6", "#08519c"];
-    let (width, height, left, bottom, top_margin) = (960.0, 480.0, 70.0, 90.0, 50.0);
+    let concurrency = &settings.concurrency;
     let max = rows
         .iter()
-        .filter(|r| bars.iter().any(|(_, p)| *p == r.path))
+        .filter(|r| groups.iter().any(|(_, p)| *p == r.path))
         .map(|r| r.result.per_second())
         .fold(1.0, f64::max);
-    let scale_max = nice_ceiling(max);
-    let plot_h = height - bottom - top_margin;
-    let group_w = (width - left - 20.0) / bars.len() as f64;
-    let bar_w = group_w * 0.8 / settings.concurrency.len() as f64;
-    let mut svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" font-family=\"DejaVu Sans, Arial, sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"{}\" y=\"28\" font-size=\"16\" text-anchor=\"middle\">Log writes per second by transport and concurrency</text>\n",
-        width / 2.0
-    );
-    for i in 0..=5 {
-        let value = scale_max * i as f64 / 5.0;
-        let y = top_margin + plot_h - plot_h * i as f64 / 5.0;
-        writeln!(
-            svg,
-            "<line x1=\"{left}\" x2=\"{}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#ddd\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{value:.0}</text>",
-            width - 20.0,
-            left - 6.0,
-            y + 4.0
+
+    let svg_path = settings.out_dir.join("transports.svg");
+    let root = SVGBackend::new(&svg_path, CHART_SIZE).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (plot, legend) = root.split_vertically(CHART_SIZE.1 - LEGEND_HEIGHT);
+    // Group g spans g * GROUP..(g + 1) * GROUP on an integer x axis (an
+    // f64 axis with chosen key points has no label formatter); its label
+    // sits at the centre.
+    const GROUP: i32 = 1000;
+    let centres: Vec<i32> = (0..groups.len() as i32)
+        .map(|g| g * GROUP + GROUP / 2)
+        .collect();
+    let mut chart = ChartBuilder::on(&plot)
+        .caption(
+            "Log writes per second by transport and concurrency",
+            ("sans-serif", 20),
+        )
+        .margin(15)
+        .x_label_area_size(30)
+        .y_label_area_size(70)
+        .build_cartesian_2d(
+            (0..groups.len() as i32 * GROUP).with_key_points(centres),
+            // Headroom for the values above the bars.
+            0.0..max * 1.1,
         )?;
-    }
-    for (g, (label, path)) in bars.iter().enumerate() {
-        let x0 = left + g as f64 * group_w + group_w * 0.1;
-        for (k, c) in settings.concurrency.iter().enumerate() {
-            if let Some(r) = find(rows, *path, *c) {
-                let h = plot_h * r.per_second() / scale_max;
-                let x = x0 + k as f64 * bar_w;
-                writeln!(
-                    svg,
-                    "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{h:.1}\" fill=\"{}\"/>",
-                    top_margin + plot_h - h,
-                    bar_w - 2.0,
-                    colours[k % colours.len()]
-                )?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .y_desc("requests/s")
+        .y_label_formatter(&|v| format!("{v:.0}"))
+        .x_label_formatter(&|x| {
+            groups
+                .get((x / GROUP) as usize)
+                .map_or_else(String::new, |(label, _)| (*label).to_owned())
+        })
+        .label_style(("sans-serif", 15))
+        .max_light_lines(0)
+        .bold_line_style(RGBColor(0xdd, 0xdd, 0xdd))
+        .draw()?;
+
+    // Each bar is an equal share of 80% of its group; the values above the
+    // bars are left out where a bar is too narrow to carry one.
+    let share = GROUP * 8 / 10 / concurrency.len().max(1) as i32;
+    let plot_width = chart.plotting_area().dim_in_pixel().0 as i32;
+    let bar_pixels = plot_width * share / (groups.len() as i32 * GROUP);
+    let value_style =
+        TextStyle::from(("sans-serif", 13).into_font()).pos(Pos::new(HPos::Center, VPos::Bottom));
+    for (g, (_, path)) in groups.iter().enumerate() {
+        for (k, c) in concurrency.iter().enumerate() {
+            let Some(result) = find(rows, *path, *c) else {
+                continue;
+            };
+            let value = result.per_second();
+            let x0 = g as i32 * GROUP + GROUP / 10 + k as i32 * share;
+            let colour = BAR_COLOURS[k % BAR_COLOURS.len()];
+            chart.draw_series(std::iter::once(Rectangle::new(
+                [(x0 + GROUP / 100, 0.0), (x0 + share - GROUP / 100, value)],
+                colour.filled(),
+            )))?;
+            if bar_pixels >= 30 {
+                chart.draw_series(std::iter::once(
+                    EmptyElement::at((x0 + share / 2, value))
+                        + Text::new(format!("{value:.0}"), (0, -3), value_style.clone()),
+                ))?;
             }
         }
-        writeln!(
-            svg,
-            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{label}</text>",
-            x0 + group_w * 0.4,
-            height - bottom + 18.0
-        )?;
     }
-    for (k, c) in settings.concurrency.iter().enumerate() {
-        let x = left + k as f64 * 150.0;
-        writeln!(
-            svg,
-            "<rect x=\"{x}\" y=\"{}\" width=\"14\" height=\"14\" fill=\"{}\"/><text x=\"{}\" y=\"{}\">concurrency {c}</text>",
-            height - 40.0,
-            colours[k % colours.len()],
-            x + 20.0,
-            height - 28.0
-        )?;
-    }
-    svg.push_str("</svg>\n");
-    let svg_path = settings.out_dir.join("transports.svg");
-    std::fs::write(&svg_path, svg)?;
-    let png = settings.out_dir.join("transports.png");
-    let status = Command::new(std::env::var("CHROMIUM").unwrap_or_else(|_| "chromium".into()))
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--hide-scrollbars",
-            "--disable-background-networking",
-            "--disable-component-update",
-        ])
-        .arg(format!("--window-size={},{}", width as u32, height as u32))
-        .arg(format!(
-            "--screenshot={}",
-            std::path::absolute(&png)?.display()
-        ))
-        .arg(format!(
-            "file://{}",
-            std::path::absolute(&svg_path)?.display()
-        ))
-        .output();
-    if !status.as_ref().is_ok_and(|o| o.status.success()) {
-        eprintln!(
-            "could not render {} with Chromium; the SVG is there",
-            png.display()
-        );
-    }
-    Ok(())
-}
 
-fn nice_ceiling(value: f64) -> f64 {
-    let magnitude = 10f64.powf(value.log10().floor());
-    let steps = [1.0, 2.0, 2.5, 5.0, 10.0];
-    steps
-        .iter()
-        .map(|s| s * magnitude)
-        .find(|v| *v >= value)
-        .unwrap_or(10.0 * magnitude)
+    // The legend: one swatch and name per concurrency, in a row beneath.
+    let entry_width = 160;
+    let legend_left = (CHART_SIZE.0 as i32 - entry_width * concurrency.len() as i32) / 2;
+    let legend_style =
+        TextStyle::from(("sans-serif", 15).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
+    for (k, c) in concurrency.iter().enumerate() {
+        let x = legend_left + k as i32 * entry_width;
+        let y = LEGEND_HEIGHT as i32 / 2 - 5;
+        legend.draw(&Rectangle::new(
+            [(x, y - 7), (x + 14, y + 7)],
+            BAR_COLOURS[k % BAR_COLOURS.len()].filled(),
+        ))?;
+        legend.draw_text(&format!("concurrency {c}"), &legend_style, (x + 20, y))?;
+    }
+    root.present()?;
+    Ok(())
 }
 
 type Series = BTreeMap<String, (Usage, Vec<Sample>)>;
@@ -450,4 +455,123 @@ pub fn write_soak(settings: &Settings, runs: &[(&str, LoadResult, Series)]) -> a
     }
     std::fs::write(settings.out_dir.join("soak.md"), md)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn settings(out_dir: std::path::PathBuf, concurrency: Vec<usize>) -> Settings {
+        Settings {
+            duration: Duration::from_secs(1),
+            warmup: Duration::ZERO,
+            concurrency,
+            soak: Duration::ZERO,
+            run_dir: ".run".into(),
+            out_dir,
+        }
+    }
+
+    /// A run of `per_second` requests in one second.
+    fn row(path: Path, concurrency: usize, per_second: u64) -> Row {
+        Row {
+            group: "Through the broker",
+            path,
+            concurrency,
+            result: LoadResult {
+                requests: per_second,
+                errors: 0,
+                first_error: None,
+                elapsed: Duration::from_secs(1),
+                latencies_us: Vec::new(),
+            },
+            usage: BTreeMap::new(),
+            drain: None,
+        }
+    }
+
+    #[test]
+    fn the_chart_names_every_path_and_concurrency() {
+        let dir = std::env::temp_dir().join(format!(
+            "bench-chart-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let concurrency = vec![1, 16, 64];
+        let paths = [
+            Path::BrokerLog("rpc"),
+            Path::LoggerRpc,
+            Path::BrokerLog("http"),
+            Path::LoggerHttp,
+            Path::BrokerLog("grpc"),
+            Path::LoggerGrpc,
+            Path::BrokerLog("amqp"),
+            Path::MongoInsert,
+        ];
+        let mut rows = Vec::new();
+        for (i, path) in paths.into_iter().enumerate() {
+            for (k, c) in concurrency.iter().enumerate() {
+                rows.push(row(path, *c, 1000 + 100 * i as u64 + 2000 * k as u64));
+            }
+        }
+        // Not in the chart: must not stretch its scale.
+        rows.push(row(Path::BrokerHit, 64, 50_000));
+
+        write_chart(&settings(dir.clone(), concurrency.clone()), &rows).unwrap();
+        let svg = std::fs::read_to_string(dir.join("transports.svg")).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        assert!(svg.starts_with("<svg"), "{svg}");
+        let texts = texts(&svg);
+        let has = |text: &str| texts.iter().any(|t| t == text);
+        assert!(has("Log writes per second by transport and concurrency"));
+        assert!(has("requests/s"));
+        for c in &concurrency {
+            assert!(
+                has(&format!("concurrency {c}")),
+                "concurrency {c}: {texts:?}"
+            );
+        }
+        for label in [
+            "rpc via broker",
+            "rpc direct",
+            "http via broker",
+            "http direct",
+            "grpc via broker",
+            "grpc direct",
+            "amqp via broker",
+            "MongoDB insert",
+        ] {
+            assert!(has(label), "{label}: {texts:?}");
+        }
+        // Eight bars and one legend swatch in each concurrency's colour.
+        for colour in &BAR_COLOURS[..concurrency.len()] {
+            let fill = format!("fill=\"#{:02X}{:02X}{:02X}\"", colour.0, colour.1, colour.2);
+            let rects = svg.split("<rect").skip(1);
+            assert_eq!(rects.filter(|r| r.contains(&fill)).count(), 8 + 1, "{fill}");
+        }
+        // Each bar's value above it; the scale is set by the chart's own
+        // paths, not by the broker hit's 50 000.
+        assert!(has("1100") && has("5700"), "{texts:?}");
+        let numbers: Vec<f64> = texts.iter().filter_map(|t| t.parse().ok()).collect();
+        assert!(numbers.iter().all(|n| *n <= 5700.0 * 1.1), "{numbers:?}");
+    }
+
+    /// The content of each `<text>` element, in order.
+    fn texts(svg: &str) -> Vec<String> {
+        svg.split("<text")
+            .skip(1)
+            .filter_map(|t| {
+                let (_, rest) = t.split_once('>')?;
+                let (content, _) = rest.split_once("</text>")?;
+                Some(content.trim().to_owned())
+            })
+            .collect()
+    }
 }

@@ -1,13 +1,11 @@
 //! The broker's HTTP contract (docs/contracts.md §3, §4) over real HTTP.
 
-mod support;
-
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::{TestBroker, config, spawn};
+use test_support::{TestApp, config, spawn_broker};
 
 async fn post_raw(
-    broker: &TestBroker,
+    broker: &TestApp,
     path: &str,
     content_type: &str,
     body: impl Into<reqwest::Body>,
@@ -25,7 +23,7 @@ async fn post_raw(
     (status, body)
 }
 
-async fn handle(broker: &TestBroker, body: Value) -> (StatusCode, Value) {
+async fn handle(broker: &TestApp, body: Value) -> (StatusCode, Value) {
     post_raw(broker, "/handle", "application/json", body.to_string()).await
 }
 
@@ -40,7 +38,7 @@ fn assert_error(body: &Value, needle: &str) {
 
 #[tokio::test]
 async fn post_root_hits_the_broker() {
-    let broker = spawn(config()).await;
+    let broker = spawn_broker(config::broker()).await;
     let response = broker.client.post(broker.url("/")).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(
@@ -51,7 +49,7 @@ async fn post_root_hits_the_broker() {
 
 #[tokio::test]
 async fn a_json_body_is_accepted_whatever_its_content_type() {
-    let broker = spawn(config()).await;
+    let broker = spawn_broker(config::broker()).await;
     // What `curl -d '{...}'` sends: a form content type.
     for content_type in [
         "application/x-www-form-urlencoded",
@@ -71,7 +69,7 @@ async fn a_json_body_is_accepted_whatever_its_content_type() {
 
 #[tokio::test]
 async fn malformed_json_is_a_400_with_the_parsers_message() {
-    let broker = spawn(config()).await;
+    let broker = spawn_broker(config::broker()).await;
     let (status, body) = post_raw(
         &broker,
         "/handle",
@@ -89,7 +87,7 @@ async fn malformed_json_is_a_400_with_the_parsers_message() {
 
 #[tokio::test]
 async fn a_body_over_one_mebibyte_is_a_413() {
-    let broker = spawn(config()).await;
+    let broker = spawn_broker(config::broker()).await;
     let big = format!(
         r#"{{"action":"log","log":{{"name":"x","data":"{}"}}}}"#,
         "a".repeat(1024 * 1024)
@@ -127,7 +125,7 @@ fn futures_util_stream(
 
 #[tokio::test]
 async fn missing_fields_are_named_and_unknown_fields_ignored() {
-    let broker = spawn(config()).await;
+    let broker = spawn_broker(config::broker()).await;
     let (status, body) = handle(&broker, json!({"log": {"name": "x"}})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_error(&body, "missing field `action`");
@@ -157,7 +155,7 @@ async fn missing_fields_are_named_and_unknown_fields_ignored() {
 
 #[tokio::test]
 async fn an_unknown_transport_is_a_400() {
-    let broker = spawn(config()).await;
+    let broker = spawn_broker(config::broker()).await;
     let (status, body) = handle(
         &broker,
         json!({"action": "log", "transport": "pigeon", "log": {"name": "x"}}),
@@ -169,7 +167,7 @@ async fn an_unknown_transport_is_a_400() {
 
 #[tokio::test]
 async fn unknown_routes_and_methods_answer_in_the_envelope() {
-    let broker = spawn(config()).await;
+    let broker = spawn_broker(config::broker()).await;
     let response = broker
         .client
         .get(broker.url("/nowhere"))
@@ -191,7 +189,7 @@ async fn unknown_routes_and_methods_answer_in_the_envelope() {
 
 #[tokio::test]
 async fn cross_origin_requests_from_the_test_page_are_allowed() {
-    let broker = spawn(config()).await;
+    let broker = spawn_broker(config::broker()).await;
     let response = broker
         .client
         .request(reqwest::Method::OPTIONS, broker.url("/handle"))
@@ -223,7 +221,7 @@ async fn cross_origin_requests_from_the_test_page_are_allowed() {
 async fn bad_paging_of_the_logs_is_a_400_before_the_logger_is_asked() {
     // The logger in this configuration is unreachable: a 400 shows the
     // query was refused before any call to it.
-    let broker = spawn(config()).await;
+    let broker = spawn_broker(config::broker()).await;
     for (query, needle) in [
         ("?limit=0", "limit"),
         ("?limit=1001", "limit"),

@@ -1,15 +1,13 @@
 //! Liveness and readiness of the broker.
 
-mod support;
-
 use reqwest::StatusCode;
 use serde_json::Value;
 use service_kit::config::Url;
-use support::{config, spawn};
+use test_support::{config, spawn_broker};
 
 #[tokio::test]
 async fn healthz_and_ping_answer_while_the_process_runs() {
-    let broker = spawn(config()).await;
+    let broker = spawn_broker(config::broker()).await;
     for path in ["/healthz", "/ping"] {
         let response = broker.client.get(broker.url(path)).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{path}");
@@ -20,7 +18,7 @@ async fn healthz_and_ping_answer_while_the_process_runs() {
 
 #[tokio::test]
 async fn readyz_names_every_dependency_that_is_down() {
-    let broker = spawn(config()).await;
+    let broker = spawn_broker(config::broker()).await;
     let response = broker
         .client
         .get(broker.url("/readyz"))
@@ -46,10 +44,10 @@ async fn readyz_names_every_dependency_that_is_down() {
 async fn readyz_is_green_once_every_dependency_answers() {
     // Another broker stands in as the next hop: all the check needs is a
     // /healthz that answers. RabbitMQ's check is a TCP connect.
-    let next_hop = spawn(config()).await;
+    let mut next_hop = spawn_broker(config::broker()).await;
     let next_hop_url = Url::parse(&next_hop.url("/")).unwrap();
     let amqp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mut config = config();
+    let mut config = config::broker();
     config.auth_url = next_hop_url.clone();
     config.logger_url = next_hop_url.clone();
     config.mail_url = next_hop_url;
@@ -58,7 +56,7 @@ async fn readyz_is_green_once_every_dependency_answers() {
         amqp.local_addr().unwrap()
     ))
     .unwrap();
-    let broker = spawn(config).await;
+    let broker = spawn_broker(config).await;
 
     let response = broker
         .client
@@ -72,8 +70,7 @@ async fn readyz_is_green_once_every_dependency_answers() {
     assert_eq!(body["data"]["mail-service"], "ok", "{body}");
 
     // The next hop goes away: the broker is no longer ready.
-    next_hop.shutdown.cancel();
-    next_hop.server.await.unwrap().unwrap();
+    next_hop.stop().await;
     let response = broker
         .client
         .get(broker.url("/readyz"))

@@ -1,11 +1,9 @@
 //! Graceful shutdown: stop accepting, finish what is in flight, within a
 //! bounded time.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use support::{config, spawn};
+use test_support::{config, spawn_broker};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -29,17 +27,17 @@ async fn half_sent_request(addr: std::net::SocketAddr) -> TcpStream {
 
 #[tokio::test]
 async fn shutdown_drains_an_in_flight_request() {
-    let broker = spawn(config()).await;
-    let mut stream = half_sent_request(broker.addr).await;
+    let mut broker = spawn_broker(config::broker()).await;
+    let mut stream = half_sent_request(broker.addr()).await;
 
-    broker.shutdown.cancel();
+    broker.begin_shutdown();
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(
-        !broker.server.is_finished(),
+        !broker.is_finished(),
         "the server must wait for the in-flight request"
     );
     assert!(
-        TcpStream::connect(broker.addr).await.is_err(),
+        TcpStream::connect(broker.addr()).await.is_err(),
         "no new connections after shutdown began"
     );
 
@@ -55,27 +53,27 @@ async fn shutdown_drains_an_in_flight_request() {
         "{response}"
     );
 
-    tokio::time::timeout(Duration::from_secs(5), broker.server)
+    // The server stops once drained.
+    broker
+        .stopped(Duration::from_secs(5))
         .await
-        .expect("the server stops once drained")
-        .unwrap()
-        .unwrap();
+        .expect("a clean stop");
 }
 
 #[tokio::test]
 async fn a_request_that_never_finishes_does_not_hold_shutdown_past_the_grace_period() {
-    let mut config = config();
+    let mut config = config::broker();
     config.server.shutdown_grace = Duration::from_millis(500);
-    let broker = spawn(config).await;
-    let _stalled = half_sent_request(broker.addr).await;
+    let mut broker = spawn_broker(config).await;
+    let _stalled = half_sent_request(broker.addr()).await;
 
     let started = Instant::now();
-    broker.shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(5), broker.server)
+    broker.begin_shutdown();
+    // Shutdown is bounded.
+    broker
+        .stopped(Duration::from_secs(5))
         .await
-        .expect("shutdown is bounded")
-        .unwrap()
-        .unwrap();
+        .expect("a clean stop");
     let took = started.elapsed();
     assert!(
         took >= Duration::from_millis(500),
@@ -85,10 +83,10 @@ async fn a_request_that_never_finishes_does_not_hold_shutdown_past_the_grace_per
 
 #[tokio::test]
 async fn a_request_over_the_request_timeout_gets_a_504_envelope() {
-    let mut config = config();
+    let mut config = config::broker();
     config.server.request_timeout = Duration::from_millis(300);
-    let broker = spawn(config).await;
-    let mut stream = half_sent_request(broker.addr).await;
+    let broker = spawn_broker(config).await;
+    let mut stream = half_sent_request(broker.addr()).await;
 
     let mut response = String::new();
     tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut response))

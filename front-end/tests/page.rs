@@ -1,26 +1,17 @@
 //! The test page as the browser receives it.
 
 use reqwest::StatusCode;
-use service_kit::config::{Env, ServerConfig};
-use service_kit::shutdown::CancellationToken;
+use service_kit::config::Env;
+use test_support::{TestApp, config, spawn_front_end};
 
-async fn spawn(broker_url: &str) -> String {
-    let env = Env::from_pairs([
-        ("BROKER_URL", broker_url),
-        ("MAIL_UI_URL", "http://mail.example:8025"),
-    ]);
-    let mut config = front_end::Config::from_env(&env).unwrap();
-    config.server = ServerConfig::for_tests();
-    let server = front_end::build(config).await.unwrap();
-    let base = format!("http://127.0.0.1:{}", server.port());
-    tokio::spawn(server.run(CancellationToken::new()));
-    base
+async fn spawn(broker_url: &str) -> TestApp {
+    spawn_front_end(config::front_end(broker_url)).await
 }
 
 #[tokio::test]
 async fn the_page_carries_the_broker_url_and_a_content_security_policy() {
-    let base = spawn("http://broker.example:8080/").await;
-    let response = reqwest::get(format!("{base}/")).await.unwrap();
+    let front_end = spawn("http://broker.example:8080/").await;
+    let response = reqwest::get(front_end.url("/")).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let csp = response.headers()["content-security-policy"]
         .to_str()
@@ -43,8 +34,8 @@ async fn the_page_carries_the_broker_url_and_a_content_security_policy() {
 
 #[tokio::test]
 async fn the_page_loads_nothing_from_other_origins() {
-    let base = spawn("/api").await;
-    let html = reqwest::get(format!("{base}/"))
+    let front_end = spawn("/api").await;
+    let html = reqwest::get(front_end.url("/"))
         .await
         .unwrap()
         .text()
@@ -53,7 +44,7 @@ async fn the_page_loads_nothing_from_other_origins() {
     assert!(html.contains(r#"content="/api""#));
     for asset in ["/static/app.js", "/static/style.css"] {
         assert!(html.contains(asset), "{asset} is referenced");
-        let response = reqwest::get(format!("{base}{asset}")).await.unwrap();
+        let response = reqwest::get(front_end.url(asset)).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{asset}");
         assert!(!response.text().await.unwrap().is_empty());
     }

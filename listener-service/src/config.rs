@@ -56,22 +56,6 @@ impl Config {
     }
 }
 
-impl Config {
-    /// HTTP on a random local port, a small prefetch and quick retries, for
-    /// tests.
-    pub fn for_tests(amqp_url: Url, logger_url: Url) -> Self {
-        Self {
-            server: ServerConfig::for_tests(),
-            amqp_url,
-            logger_url,
-            prefetch: 16,
-            max_attempts: 3,
-            retry_backoff: Duration::from_millis(50),
-            logger_timeout: Duration::from_secs(2),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

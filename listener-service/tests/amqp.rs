@@ -1,57 +1,44 @@
 //! The AMQP path against the real RabbitMQ (a vhost of each test's own), a
 //! real logger-service and a real MongoDB-compatible server.
 
-use std::future::Future;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lapin::options::BasicPublishOptions;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
-use listener_service::{Application, Config, Metrics};
+use listener_service::{Config, Metrics};
 use proto::amqp::{DEAD_LETTER_QUEUE, EXCHANGE, Level, LogEvent, QUEUE};
-use serde_json::Value;
 use service_kit::config::Url;
-use service_kit::shutdown::CancellationToken;
-use test_support::{MongoServer, RabbitVhost};
+use test_support::{
+    RabbitVhost, TestListener, TestLogger, config, eventually, spawn_listener, spawn_logger,
+};
 
 struct Stack {
     vhost: RabbitVhost,
-    _mongo: MongoServer,
-    logger_url: Url,
+    logger: TestLogger,
     publisher: log_queue::Publisher,
-    http: reqwest::Client,
 }
 
 impl Stack {
     async fn start() -> Self {
-        service_kit::telemetry::init_for_tests();
         let vhost = RabbitVhost::create();
-        let mongo = MongoServer::start();
-        let logger_url =
-            logger_service::Application::start_for_tests(&mongo.url(), CancellationToken::new())
-                .await
-                .unwrap()
-                .http_url;
+        let logger = spawn_logger().await;
         let publisher = log_queue::Publisher::new(vhost.url(), Duration::from_secs(5));
-        let http = reqwest::Client::new();
         Self {
             vhost,
-            _mongo: mongo,
-            logger_url,
+            logger,
             publisher,
-            http,
         }
     }
 
     fn listener_config(&self) -> Config {
-        Config::for_tests(
+        config::listener(
             Url::parse(&self.vhost.url()).unwrap(),
-            self.logger_url.clone(),
+            self.logger.base_url(),
         )
     }
 
-    async fn listener(&self) -> Listener {
-        Listener::start(self.listener_config()).await
+    async fn listener(&self) -> TestListener {
+        spawn_listener(self.listener_config()).await
     }
 
     async fn publish(&self, name: &str) {
@@ -85,22 +72,8 @@ impl Stack {
     }
 
     async fn stored_names(&self) -> Vec<String> {
-        let url = self.logger_url.join("logs?limit=1000").unwrap();
-        let body: Value = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        body["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["name"].as_str().unwrap().to_owned())
-            .collect()
+        let entries = self.logger.list_logs("?limit=1000").await;
+        entries.into_iter().map(|e| e.name).collect()
     }
 
     async fn wait_for_stored(&self, count: usize) -> Vec<String> {
@@ -120,69 +93,10 @@ impl Stack {
     }
 }
 
-struct Listener {
-    metrics: Arc<Metrics>,
-    port: u16,
-    shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-impl Listener {
-    async fn start(config: Config) -> Self {
-        let app = Application::build(config).await.unwrap();
-        let (metrics, port) = (app.metrics(), app.port());
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(app.run(shutdown.clone()));
-        Self {
-            metrics,
-            port,
-            shutdown,
-            task,
-        }
-    }
-
-    /// Waits until the consumer is attached (the topology then exists too).
-    async fn consuming(&self) {
-        let attached = eventually(Duration::from_secs(10), || async {
-            self.metrics
-                .consuming
-                .load(std::sync::atomic::Ordering::Relaxed)
-        })
-        .await;
-        assert!(attached, "the listener never started consuming");
-    }
-
-    async fn stop(self) {
-        self.shutdown.cancel();
-        tokio::time::timeout(Duration::from_secs(10), self.task)
-            .await
-            .expect("the listener stops")
-            .unwrap()
-            .unwrap();
-    }
-}
-
-async fn eventually<F, Fut>(limit: Duration, mut condition: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + limit;
-    loop {
-        if condition().await {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test]
 async fn a_published_event_is_stored_and_acknowledged() {
     let stack = Stack::start().await;
-    let listener = stack.listener().await;
+    let mut listener = stack.listener().await;
     stack.publish("first").await;
     assert_eq!(stack.wait_for_stored(1).await, ["first"]);
     assert!(
@@ -207,7 +121,7 @@ async fn events_published_while_no_listener_runs_wait_and_are_all_stored() {
         "the events wait in the durable queue"
     );
 
-    let listener = stack.listener().await;
+    let mut listener = stack.listener().await;
     let mut names = stack.wait_for_stored(100).await;
     names.sort();
     let expected: Vec<String> = (0..100).map(|i| format!("event-{i:03}")).collect();
@@ -218,7 +132,7 @@ async fn events_published_while_no_listener_runs_wait_and_are_all_stored() {
 #[tokio::test]
 async fn a_poison_message_is_dead_lettered_and_the_next_event_still_flows() {
     let stack = Stack::start().await;
-    let listener = stack.listener().await;
+    let mut listener = stack.listener().await;
     listener.consuming().await;
     stack.publish_raw(b"this is not JSON").await;
     stack
@@ -245,8 +159,8 @@ async fn a_poison_message_is_dead_lettered_and_the_next_event_still_flows() {
 #[tokio::test]
 async fn two_listeners_share_the_queue_without_storing_twice() {
     let stack = Stack::start().await;
-    let one = stack.listener().await;
-    let two = stack.listener().await;
+    let mut one = stack.listener().await;
+    let mut two = stack.listener().await;
     // Both consumers must be attached before the events arrive.
     one.consuming().await;
     two.consuming().await;
@@ -274,7 +188,7 @@ async fn two_listeners_share_the_queue_without_storing_twice() {
 #[tokio::test]
 async fn the_listener_reconnects_after_its_connection_is_closed() {
     let stack = Stack::start().await;
-    let listener = stack.listener().await;
+    let mut listener = stack.listener().await;
     stack.publish("before").await;
     stack.wait_for_stored(1).await;
     // Acknowledged too, so the cut cannot bring it back.
@@ -303,9 +217,8 @@ async fn the_listener_reconnects_after_its_connection_is_closed() {
 async fn a_store_that_keeps_failing_is_retried_then_dead_lettered() {
     let stack = Stack::start().await;
     let mut config = stack.listener_config();
-    config.logger_url =
-        Url::parse(&format!("http://127.0.0.1:{}", test_support::free_port())).unwrap();
-    let listener = Listener::start(config).await;
+    config.logger_url = config::dead_url("http");
+    let mut listener = spawn_listener(config).await;
     stack.publish("nowhere-to-go").await;
 
     assert!(
@@ -327,13 +240,12 @@ async fn a_store_that_keeps_failing_is_retried_then_dead_lettered() {
 #[tokio::test]
 async fn readyz_and_metrics_report_the_consumer() {
     let stack = Stack::start().await;
-    let listener = stack.listener().await;
-    let base = format!("http://127.0.0.1:{}", listener.port);
+    let mut listener = stack.listener().await;
     assert!(
         eventually(Duration::from_secs(10), || async {
-            stack
-                .http
-                .get(format!("{base}/readyz"))
+            listener
+                .client
+                .get(listener.url("/readyz"))
                 .send()
                 .await
                 .unwrap()
@@ -346,9 +258,9 @@ async fn readyz_and_metrics_report_the_consumer() {
     stack.wait_for_stored(1).await;
     // The acknowledgement follows the store.
     let metrics = || async {
-        stack
-            .http
-            .get(format!("{base}/metrics"))
+        listener
+            .client
+            .get(listener.url("/metrics"))
             .send()
             .await
             .unwrap()
@@ -367,21 +279,9 @@ async fn readyz_and_metrics_report_the_consumer() {
 
     // With RabbitMQ out of reach there is no consumer, and readiness says so.
     let mut config = stack.listener_config();
-    config.amqp_url = Url::parse(&format!(
-        "amqp://guest:guest@127.0.0.1:{}/%2f",
-        test_support::free_port()
-    ))
-    .unwrap();
-    let unreachable = Listener::start(config).await;
-    let body: Value = stack
-        .http
-        .get(format!("http://127.0.0.1:{}/readyz", unreachable.port))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    config.amqp_url = config::dead_url("amqp");
+    let mut unreachable = spawn_listener(config).await;
+    let (_, body) = unreachable.get_json("/readyz").await;
     assert_eq!(body["error"], true);
     assert_eq!(body["data"]["rabbitmq"], "no consumer is running");
     unreachable.stop().await;

@@ -30,19 +30,6 @@ impl Config {
             mongo_database: database_name(env)?,
         })
     }
-
-    /// Every listener on a random local port, against the MongoDB server at
-    /// `mongo_url`, with short timeouts.
-    pub fn for_tests(mongo_url: Url) -> Self {
-        let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
-        Self {
-            server: ServerConfig::for_tests(),
-            rpc_addr: any_port,
-            grpc_addr: any_port,
-            mongo_url,
-            mongo_database: "logs".to_owned(),
-        }
-    }
 }
 
 /// MongoDB refuses these characters in database names, and only says so at

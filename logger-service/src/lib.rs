@@ -93,34 +93,6 @@ impl Application {
     }
 }
 
-/// Where a logger started by [`Application::start_for_tests`] listens.
-#[derive(Debug, Clone)]
-pub struct Endpoints {
-    pub http_url: service_kit::config::Url,
-    pub rpc_addr: String,
-    pub grpc_url: service_kit::config::Url,
-}
-
-impl Application {
-    /// Starts a logger on random local ports against `mongo_url`, running
-    /// until `shutdown` is cancelled: for the tests of the services that
-    /// call it.
-    pub async fn start_for_tests(
-        mongo_url: &str,
-        shutdown: CancellationToken,
-    ) -> anyhow::Result<Endpoints> {
-        let app = Self::build(Config::for_tests(mongo_url.parse()?)).await?;
-        let local = |port: u16| format!("http://127.0.0.1:{port}").parse();
-        let endpoints = Endpoints {
-            http_url: local(app.http_port())?,
-            rpc_addr: format!("127.0.0.1:{}", app.rpc_port()),
-            grpc_url: local(app.grpc_port())?,
-        };
-        tokio::spawn(app.run(shutdown));
-        Ok(endpoints)
-    }
-}
-
 /// Runs one server; when it ends, for whatever reason, cancels `stop` so
 /// the others end too.
 async fn stop_all_when_done(

@@ -1,11 +1,9 @@
 //! The gRPC server, through a real tonic client.
 
-mod support;
-
 use proto::MAX_LOG_DATA_BYTES;
 use proto::grpc::log_service_client::LogServiceClient;
 use proto::grpc::{Log, LogRequest};
-use support::spawn;
+use test_support::spawn_logger;
 use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -22,15 +20,17 @@ fn request(name: &str, data: &str) -> LogRequest {
 
 #[tokio::test]
 async fn write_log_stores_the_entry() {
-    let logger = spawn().await;
-    let mut client = LogServiceClient::connect(logger.grpc_url()).await.unwrap();
+    let mut logger = spawn_logger().await;
+    let mut client = LogServiceClient::connect(logger.grpc_url.to_string())
+        .await
+        .unwrap();
     let answer = client
         .write_log(request("event", "via grpc"))
         .await
         .unwrap();
     assert_eq!(answer.into_inner().result, "logged!");
 
-    let entries = logger.list("").await;
+    let entries = logger.list_logs("").await;
     assert_eq!(entries.len(), 1);
     assert_eq!(
         (entries[0].name.as_str(), entries[0].data.as_str()),
@@ -41,8 +41,10 @@ async fn write_log_stores_the_entry() {
 
 #[tokio::test]
 async fn invalid_entries_are_invalid_argument_and_not_stored() {
-    let logger = spawn().await;
-    let mut client = LogServiceClient::connect(logger.grpc_url()).await.unwrap();
+    let mut logger = spawn_logger().await;
+    let mut client = LogServiceClient::connect(logger.grpc_url.to_string())
+        .await
+        .unwrap();
     let big_data = "d".repeat(MAX_LOG_DATA_BYTES + 1);
     for req in [
         request("", "x"),
@@ -53,14 +55,14 @@ async fn invalid_entries_are_invalid_argument_and_not_stored() {
         let status = client.write_log(req).await.unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     }
-    assert!(logger.list("").await.is_empty());
+    assert!(logger.list_logs("").await.is_empty());
     logger.stop().await;
 }
 
 #[tokio::test]
 async fn the_health_service_reports_serving() {
-    let logger = spawn().await;
-    let channel = tonic::transport::Endpoint::from_shared(logger.grpc_url())
+    let mut logger = spawn_logger().await;
+    let channel = tonic::transport::Endpoint::from_shared(logger.grpc_url.to_string())
         .unwrap()
         .connect()
         .await

@@ -1,29 +1,31 @@
 //! The JSON API against a real MongoDB-compatible server.
 
-mod support;
-
 use std::time::Duration;
 
+use proto::http::LogEntry;
 use proto::{MAX_LOG_DATA_BYTES, MAX_LOG_NAME_BYTES};
 use serde_json::json;
-use support::{entry, spawn};
+use test_support::{data, spawn_logger};
 
 #[tokio::test]
 async fn posted_entries_are_listed_newest_first() {
-    let logger = spawn().await;
+    let mut logger = spawn_logger().await;
     for i in 0..3 {
         let (status, envelope) = logger
-            .post_log(json!({"name": format!("event-{i}"), "data": format!("data {i}")}))
+            .post(
+                "/log",
+                json!({"name": format!("event-{i}"), "data": format!("data {i}")}),
+            )
             .await;
         assert_eq!(status, 202, "{envelope:?}");
         assert!(!envelope.error);
         assert_eq!(envelope.message, "logged");
-        let stored = entry(&envelope);
+        let stored = data::<LogEntry>(&envelope);
         assert_eq!(stored.name, format!("event-{i}"));
         assert_eq!(stored.created_at, stored.updated_at);
     }
 
-    let entries = logger.list("").await;
+    let entries = logger.list_logs("").await;
     let names: Vec<_> = entries.iter().map(|e| e.name.as_str()).collect();
     assert_eq!(names, ["event-2", "event-1", "event-0"]);
     assert_eq!(entries[0].data, "data 2");
@@ -39,7 +41,7 @@ async fn posted_entries_are_listed_newest_first() {
 
 #[tokio::test]
 async fn a_body_without_data_and_with_any_content_type_is_accepted() {
-    let logger = spawn().await;
+    let mut logger = spawn_logger().await;
     let response = logger
         .client
         .post(logger.url("/log"))
@@ -49,31 +51,34 @@ async fn a_body_without_data_and_with_any_content_type_is_accepted() {
         .await
         .unwrap();
     assert_eq!(response.status(), 202);
-    assert_eq!(logger.list("").await[0].data, "");
+    assert_eq!(logger.list_logs("").await[0].data, "");
     logger.stop().await;
 }
 
 #[tokio::test]
 async fn limit_and_skip_page_through_the_entries() {
-    let logger = spawn().await;
+    let mut logger = spawn_logger().await;
     for i in 0..5 {
-        let (status, _) = logger.post_log(json!({"name": format!("e{i}")})).await;
+        let (status, _) = logger.post("/log", json!({"name": format!("e{i}")})).await;
         assert_eq!(status, 202);
     }
     let names = |entries: Vec<proto::http::LogEntry>| {
         entries.into_iter().map(|e| e.name).collect::<Vec<_>>()
     };
-    assert_eq!(names(logger.list("?limit=2").await), ["e4", "e3"]);
-    assert_eq!(names(logger.list("?limit=2&skip=2").await), ["e2", "e1"]);
-    assert_eq!(names(logger.list("?skip=4").await), ["e0"]);
-    assert!(logger.list("?skip=5").await.is_empty());
-    assert_eq!(logger.list("?limit=1000").await.len(), 5);
+    assert_eq!(names(logger.list_logs("?limit=2").await), ["e4", "e3"]);
+    assert_eq!(
+        names(logger.list_logs("?limit=2&skip=2").await),
+        ["e2", "e1"]
+    );
+    assert_eq!(names(logger.list_logs("?skip=4").await), ["e0"]);
+    assert!(logger.list_logs("?skip=5").await.is_empty());
+    assert_eq!(logger.list_logs("?limit=1000").await.len(), 5);
     logger.stop().await;
 }
 
 #[tokio::test]
 async fn bad_paging_numbers_are_refused_in_the_envelope() {
-    let logger = spawn().await;
+    let mut logger = spawn_logger().await;
     for query in [
         "?limit=abc",
         "?limit=-1",
@@ -96,15 +101,15 @@ async fn bad_paging_numbers_are_refused_in_the_envelope() {
 
 #[tokio::test]
 async fn one_entry_can_be_read_updated_and_the_collection_dropped() {
-    let logger = spawn().await;
+    let mut logger = spawn_logger().await;
     let (_, envelope) = logger
-        .post_log(json!({"name": "first", "data": "one"}))
+        .post("/log", json!({"name": "first", "data": "one"}))
         .await;
-    let created = entry(&envelope);
+    let created = data::<LogEntry>(&envelope);
 
     let (status, envelope) = logger.get(&format!("/logs/{}", created.id)).await;
     assert_eq!(status, 200);
-    assert_eq!(entry(&envelope), created);
+    assert_eq!(data::<LogEntry>(&envelope), created);
 
     // updated_at has millisecond resolution.
     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -116,7 +121,7 @@ async fn one_entry_can_be_read_updated_and_the_collection_dropped() {
         .await
         .unwrap();
     assert_eq!(response.status(), 202);
-    let updated = entry(&response.json().await.unwrap());
+    let updated = data::<LogEntry>(&response.json().await.unwrap());
     assert_eq!(updated.id, created.id);
     assert_eq!(
         (updated.name.as_str(), updated.data.as_str()),
@@ -126,7 +131,7 @@ async fn one_entry_can_be_read_updated_and_the_collection_dropped() {
     assert!(updated.updated_at > created.updated_at, "{updated:?}");
 
     let (_, envelope) = logger.get(&format!("/logs/{}", created.id)).await;
-    assert_eq!(entry(&envelope), updated);
+    assert_eq!(data::<LogEntry>(&envelope), updated);
 
     let response = logger
         .client
@@ -135,14 +140,14 @@ async fn one_entry_can_be_read_updated_and_the_collection_dropped() {
         .await
         .unwrap();
     assert_eq!(response.status(), 202);
-    assert!(logger.list("").await.is_empty());
+    assert!(logger.list_logs("").await.is_empty());
     let (status, _) = logger.get(&format!("/logs/{}", created.id)).await;
     assert_eq!(status, 404);
 
     // The collection comes back on the next write.
-    let (status, _) = logger.post_log(json!({"name": "again"})).await;
+    let (status, _) = logger.post("/log", json!({"name": "again"})).await;
     assert_eq!(status, 202);
-    assert_eq!(logger.list("").await.len(), 1);
+    assert_eq!(logger.list_logs("").await.len(), 1);
     // Dropping an absent collection is fine too.
     for _ in 0..2 {
         let response = logger
@@ -158,7 +163,7 @@ async fn one_entry_can_be_read_updated_and_the_collection_dropped() {
 
 #[tokio::test]
 async fn malformed_ids_are_400_and_unknown_ids_404() {
-    let logger = spawn().await;
+    let mut logger = spawn_logger().await;
     let unknown = "0123456789abcdef01234567";
     let (status, envelope) = logger.get("/logs/not-an-id").await;
     assert_eq!(status, 400);
@@ -186,7 +191,7 @@ async fn malformed_ids_are_400_and_unknown_ids_404() {
 
 #[tokio::test]
 async fn entries_that_break_the_bounds_are_refused_and_not_stored() {
-    let logger = spawn().await;
+    let mut logger = spawn_logger().await;
     let long_name = "n".repeat(MAX_LOG_NAME_BYTES + 1);
     let big_data = "d".repeat(MAX_LOG_DATA_BYTES + 1);
     for body in [
@@ -196,16 +201,18 @@ async fn entries_that_break_the_bounds_are_refused_and_not_stored() {
         json!({"name": "event", "data": big_data}),
         json!({"data": "no name"}),
     ] {
-        let (status, envelope) = logger.post_log(body.clone()).await;
+        let (status, envelope) = logger.post("/log", body.clone()).await;
         assert_eq!(status, 400, "{body:.60}");
         assert!(envelope.error);
         assert!(envelope.message.contains("name") || envelope.message.contains("data"));
     }
-    assert!(logger.list("").await.is_empty(), "nothing stored");
+    assert!(logger.list_logs("").await.is_empty(), "nothing stored");
 
     // The same rules hold for an update, which leaves the entry as it was.
-    let (_, envelope) = logger.post_log(json!({"name": "kept", "data": "x"})).await;
-    let kept = entry(&envelope);
+    let (_, envelope) = logger
+        .post("/log", json!({"name": "kept", "data": "x"}))
+        .await;
+    let kept = data::<LogEntry>(&envelope);
     let response = logger
         .client
         .put(logger.url(&format!("/logs/{}", kept.id)))
@@ -214,11 +221,12 @@ async fn entries_that_break_the_bounds_are_refused_and_not_stored() {
         .await
         .unwrap();
     assert_eq!(response.status(), 400);
-    assert_eq!(logger.list("").await, [kept]);
+    assert_eq!(logger.list_logs("").await, [kept]);
 
     // Exactly at the bounds is fine.
     let (status, _) = logger
-        .post_log(
+        .post(
+            "/log",
             json!({"name": "n".repeat(MAX_LOG_NAME_BYTES), "data": "d".repeat(MAX_LOG_DATA_BYTES)}),
         )
         .await;
@@ -228,7 +236,7 @@ async fn entries_that_break_the_bounds_are_refused_and_not_stored() {
 
 #[tokio::test]
 async fn readiness_reports_mongodb() {
-    let logger = spawn().await;
+    let mut logger = spawn_logger().await;
     let (status, envelope) = logger.get("/readyz").await;
     assert_eq!(status, 200, "{envelope:?}");
     assert_eq!(envelope.data.unwrap()["mongodb"], "ok");

@@ -1,17 +1,13 @@
 //! MongoDB down: the service still starts and serves, answers 503 promptly,
 //! and `/readyz` names MongoDB; the index appears once MongoDB is there.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use logger_service::Config;
 use proto::rpc::{LogRpcError, LogServiceClient};
 use serde_json::json;
-use service_kit::config::Url;
-use support::{spawn, spawn_with};
 use tarpc::tokio_serde::formats::Json;
 use test_support::free_port;
+use test_support::{config, spawn_logger, spawn_logger_with};
 use tonic::Code;
 
 /// The driver gives up on server selection after 3 s; allow for a slow machine.
@@ -19,14 +15,14 @@ const PROMPTLY: Duration = Duration::from_secs(6);
 
 #[tokio::test]
 async fn a_stopped_mongodb_is_a_prompt_503_and_not_ready() {
-    let mut logger = spawn().await;
-    let (status, _) = logger.post_log(json!({"name": "before"})).await;
+    let mut logger = spawn_logger().await;
+    let (status, _) = logger.post("/log", json!({"name": "before"})).await;
     assert_eq!(status, 202);
 
     drop(logger.mongo.take());
 
     let started = Instant::now();
-    let (status, envelope) = logger.post_log(json!({"name": "during"})).await;
+    let (status, envelope) = logger.post("/log", json!({"name": "during"})).await;
     assert_eq!(status, 503, "{envelope:?}");
     assert!(envelope.error);
     assert!(envelope.message.contains("MongoDB"), "{}", envelope.message);
@@ -48,14 +44,14 @@ async fn a_stopped_mongodb_is_a_prompt_503_and_not_ready() {
 
 #[tokio::test]
 async fn the_service_starts_without_mongodb_and_the_other_transports_say_unavailable() {
-    let url = Url::parse(&format!("mongodb://127.0.0.1:{}", free_port())).unwrap();
-    let logger = spawn_with(None, Config::for_tests(url)).await;
+    let url = format!("mongodb://127.0.0.1:{}", free_port());
+    let mut logger = spawn_logger_with(None, config::logger(&url)).await;
 
     let (status, envelope) = logger.get("/readyz").await;
     assert_eq!(status, 503);
     assert!(envelope.message.contains("mongodb"), "{}", envelope.message);
 
-    let transport = tarpc::serde_transport::tcp::connect(logger.rpc_addr(), Json::default)
+    let transport = tarpc::serde_transport::tcp::connect(&logger.rpc_addr, Json::default)
         .await
         .unwrap();
     let client = LogServiceClient::new(tarpc::client::Config::default(), transport).spawn();
@@ -70,9 +66,10 @@ async fn the_service_starts_without_mongodb_and_the_other_transports_say_unavail
     );
     assert!(started.elapsed() < PROMPTLY);
 
-    let mut grpc = proto::grpc::log_service_client::LogServiceClient::connect(logger.grpc_url())
-        .await
-        .unwrap();
+    let mut grpc =
+        proto::grpc::log_service_client::LogServiceClient::connect(logger.grpc_url.to_string())
+            .await
+            .unwrap();
     let status = grpc
         .write_log(proto::grpc::LogRequest {
             log_entry: Some(proto::grpc::Log {
@@ -90,7 +87,7 @@ async fn the_service_starts_without_mongodb_and_the_other_transports_say_unavail
 
 #[tokio::test]
 async fn the_created_at_index_is_created_at_start_and_after_a_drop() {
-    let logger = spawn().await;
+    let mut logger = spawn_logger().await;
     let mongo = mongodb::Client::with_uri_str(logger.mongo.as_ref().unwrap().url())
         .await
         .unwrap();

@@ -1,11 +1,9 @@
 //! The tarpc server, through a real tarpc client over TCP.
 
-mod support;
-
 use proto::MAX_LOG_NAME_BYTES;
 use proto::rpc::{LogRpcError, LogServiceClient};
-use support::spawn;
 use tarpc::tokio_serde::formats::Json;
+use test_support::spawn_logger;
 
 async fn client(addr: &str) -> LogServiceClient {
     let transport = tarpc::serde_transport::tcp::connect(addr, Json::default)
@@ -16,15 +14,15 @@ async fn client(addr: &str) -> LogServiceClient {
 
 #[tokio::test]
 async fn log_info_stores_the_entry() {
-    let logger = spawn().await;
-    let client = client(&logger.rpc_addr()).await;
+    let mut logger = spawn_logger().await;
+    let client = client(&logger.rpc_addr).await;
     let answer = client
         .log_info(tarpc::context::current(), "event".into(), "via rpc".into())
         .await
         .expect("the call completes");
     assert_eq!(answer, Ok("Processed payload via RPC: event".to_owned()));
 
-    let entries = logger.list("").await;
+    let entries = logger.list_logs("").await;
     assert_eq!(entries.len(), 1);
     assert_eq!(
         (entries[0].name.as_str(), entries[0].data.as_str()),
@@ -37,14 +35,14 @@ async fn log_info_stores_the_entry() {
         .await
         .unwrap();
     assert_eq!(answer, Ok("Processed payload via RPC: second".to_owned()));
-    assert_eq!(logger.list("").await[0].name, "second");
+    assert_eq!(logger.list_logs("").await[0].name, "second");
     logger.stop().await;
 }
 
 #[tokio::test]
 async fn invalid_entries_are_refused_and_not_stored() {
-    let logger = spawn().await;
-    let client = client(&logger.rpc_addr()).await;
+    let mut logger = spawn_logger().await;
+    let client = client(&logger.rpc_addr).await;
     for name in [
         String::new(),
         " ".into(),
@@ -59,20 +57,20 @@ async fn invalid_entries_are_refused_and_not_stored() {
             "{name:.20?}: {answer:?}"
         );
     }
-    assert!(logger.list("").await.is_empty());
+    assert!(logger.list_logs("").await.is_empty());
     logger.stop().await;
 }
 
 #[tokio::test]
 async fn shutdown_closes_open_rpc_connections() {
-    let logger = spawn().await;
-    let client = client(&logger.rpc_addr()).await;
+    let mut logger = spawn_logger().await;
+    let client = client(&logger.rpc_addr).await;
     client
         .log_info(tarpc::context::current(), "before".into(), String::new())
         .await
         .unwrap()
         .unwrap();
-    let rpc_addr = logger.rpc_addr();
+    let rpc_addr = logger.rpc_addr.clone();
     // The open connection does not hold the shutdown up.
     logger.stop().await;
     assert!(
@@ -81,5 +79,5 @@ async fn shutdown_closes_open_rpc_connections() {
             .await
             .is_err()
     );
-    assert!(tokio::net::TcpStream::connect(rpc_addr).await.is_err());
+    assert!(tokio::net::TcpStream::connect(&rpc_addr).await.is_err());
 }

@@ -81,23 +81,6 @@ impl Config {
         }
         Ok(config)
     }
-
-    /// A mail-service for tests: HTTP on a random local port, plain SMTP to
-    /// `127.0.0.1:<smtp_port>` without credentials, short timeouts.
-    pub fn for_tests(smtp_port: u16) -> Self {
-        Self {
-            server: ServerConfig::for_tests(),
-            host: "127.0.0.1".to_owned(),
-            port: smtp_port,
-            encryption: Encryption::None,
-            username: String::new(),
-            password: Secret::from(""),
-            domain: "localhost".to_owned(),
-            from_name: "Microservices".to_owned(),
-            from_address: "noreply@example.com".to_owned(),
-            send_timeout: Duration::from_secs(3),
-        }
-    }
 }
 
 /// `MAIL_PORT`: a TCP port from 1 to 65535.

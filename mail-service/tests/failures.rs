@@ -1,17 +1,17 @@
 //! Bad requests, and SMTP servers that refuse, hang or are not there.
 
-mod support;
+mod scripted_smtp;
 
 use std::time::{Duration, Instant};
 
-use mail_service::Config;
+use scripted_smtp::{Script, ScriptedSmtp};
 use serde_json::json;
-use support::{Catcher, Script, ScriptedSmtp, spawn};
+use test_support::{MailCatcher, config, spawn_mail};
 
 #[tokio::test]
 async fn malformed_addresses_are_400_naming_the_field() {
-    let mut catcher = Catcher::start().await;
-    let mail = spawn(Config::for_tests(catcher.port)).await;
+    let mut catcher = MailCatcher::start().await;
+    let mut mail = spawn_mail(config::mail(catcher.port)).await;
 
     for (body, field) in [
         (json!({"to": "not an address", "message": "x"}), "`to`"),
@@ -29,7 +29,7 @@ async fn malformed_addresses_are_400_naming_the_field() {
         (json!({"from": "a@example.com", "message": "x"}), "`to`"),
         (json!({"to": 42}), "invalid type"),
     ] {
-        let (status, envelope) = mail.send(body.clone()).await;
+        let (status, envelope) = mail.post("/send", body.clone()).await;
         assert_eq!(status, 400, "{body}: {envelope:?}");
         assert!(envelope.error);
         assert!(
@@ -38,7 +38,7 @@ async fn malformed_addresses_are_400_naming_the_field() {
             envelope.message
         );
     }
-    let (status, envelope) = mail.send(json!({"message": "x"})).await;
+    let (status, envelope) = mail.post("/send", json!({"message": "x"})).await;
     assert_eq!(status, 400);
     assert!(
         envelope.message.contains("missing field `to`"),
@@ -63,8 +63,8 @@ async fn malformed_addresses_are_400_naming_the_field() {
 
 #[tokio::test]
 async fn a_body_with_a_form_content_type_is_accepted() {
-    let mut catcher = Catcher::start().await;
-    let mail = spawn(Config::for_tests(catcher.port)).await;
+    let mut catcher = MailCatcher::start().await;
+    let mut mail = spawn_mail(config::mail(catcher.port)).await;
     let response = mail
         .client
         .post(mail.url("/send"))
@@ -84,12 +84,12 @@ async fn a_body_with_a_form_content_type_is_accepted() {
 #[tokio::test]
 async fn a_server_that_never_answers_is_504_within_the_send_timeout() {
     let smtp = ScriptedSmtp::start(Script::Silent).await;
-    let mut config = Config::for_tests(smtp.port);
+    let mut config = config::mail(smtp.port);
     config.send_timeout = Duration::from_secs(1);
-    let mail = spawn(config).await;
+    let mut mail = spawn_mail(config).await;
 
     let started = Instant::now();
-    let (status, envelope) = mail.send(json!({"to": "bob@example.com"})).await;
+    let (status, envelope) = mail.post("/send", json!({"to": "bob@example.com"})).await;
     let took = started.elapsed();
     assert_eq!(status, 504, "{envelope:?}");
     assert!(envelope.error);
@@ -102,8 +102,8 @@ async fn a_server_that_never_answers_is_504_within_the_send_timeout() {
 #[tokio::test]
 async fn a_refusing_greeting_is_502_with_the_servers_words() {
     let smtp = ScriptedSmtp::start(Script::Greeting("554 5.3.2 no service here")).await;
-    let mail = spawn(Config::for_tests(smtp.port)).await;
-    let (status, envelope) = mail.send(json!({"to": "bob@example.com"})).await;
+    let mut mail = spawn_mail(config::mail(smtp.port)).await;
+    let (status, envelope) = mail.post("/send", json!({"to": "bob@example.com"})).await;
     assert_eq!(status, 502, "{envelope:?}");
     assert!(envelope.error);
     assert!(envelope.message.contains("554"), "{envelope:?}");
@@ -114,9 +114,11 @@ async fn a_refusing_greeting_is_502_with_the_servers_words() {
 #[tokio::test]
 async fn a_refused_recipient_is_502_and_the_next_mail_still_goes_out() {
     let smtp = ScriptedSmtp::start(Script::RejectRecipients("550 5.1.1 no such user")).await;
-    let mail = spawn(Config::for_tests(smtp.port)).await;
+    let mut mail = spawn_mail(config::mail(smtp.port)).await;
     for _ in 0..2 {
-        let (status, envelope) = mail.send(json!({"to": "nobody@example.com"})).await;
+        let (status, envelope) = mail
+            .post("/send", json!({"to": "nobody@example.com"}))
+            .await;
         assert_eq!(status, 502, "{envelope:?}");
         assert!(envelope.message.contains("no such user"), "{envelope:?}");
     }
@@ -127,8 +129,8 @@ async fn a_refused_recipient_is_502_and_the_next_mail_still_goes_out() {
 #[tokio::test]
 async fn a_transient_refusal_is_502_too() {
     let smtp = ScriptedSmtp::start(Script::RejectRecipients("451 4.3.0 try again later")).await;
-    let mail = spawn(Config::for_tests(smtp.port)).await;
-    let (status, envelope) = mail.send(json!({"to": "bob@example.com"})).await;
+    let mut mail = spawn_mail(config::mail(smtp.port)).await;
+    let (status, envelope) = mail.post("/send", json!({"to": "bob@example.com"})).await;
     assert_eq!(status, 502, "{envelope:?}");
     assert!(envelope.message.contains("try again later"), "{envelope:?}");
     mail.stop().await;
@@ -137,8 +139,8 @@ async fn a_transient_refusal_is_502_too() {
 #[tokio::test]
 async fn nothing_listening_is_503_and_not_ready() {
     let port = test_support::free_port();
-    let mail = spawn(Config::for_tests(port)).await;
-    let (status, envelope) = mail.send(json!({"to": "bob@example.com"})).await;
+    let mut mail = spawn_mail(config::mail(port)).await;
+    let (status, envelope) = mail.post("/send", json!({"to": "bob@example.com"})).await;
     assert_eq!(status, 503, "{envelope:?}");
     assert!(envelope.error);
 
@@ -153,20 +155,20 @@ async fn nothing_listening_is_503_and_not_ready() {
 #[tokio::test]
 async fn a_send_cut_off_by_the_timeout_does_not_poison_the_pool() {
     let smtp = ScriptedSmtp::start(Script::Accept).await;
-    let mut config = Config::for_tests(smtp.port);
+    let mut config = config::mail(smtp.port);
     config.send_timeout = Duration::from_secs(1);
-    let mail = spawn(config).await;
+    let mut mail = spawn_mail(config).await;
 
-    let (status, _) = mail.send(json!({"to": "bob@example.com"})).await;
+    let (status, _) = mail.post("/send", json!({"to": "bob@example.com"})).await;
     assert_eq!(status, 202);
     // The pooled connection now hangs in the middle of the next exchange.
     smtp.hang_next_mail
         .store(true, std::sync::atomic::Ordering::SeqCst);
-    let (status, envelope) = mail.send(json!({"to": "bob@example.com"})).await;
+    let (status, envelope) = mail.post("/send", json!({"to": "bob@example.com"})).await;
     assert_eq!(status, 504, "{envelope:?}");
     // Had that connection gone back to the pool, this send would wait on
     // it and time out too.
-    let (status, envelope) = mail.send(json!({"to": "bob@example.com"})).await;
+    let (status, envelope) = mail.post("/send", json!({"to": "bob@example.com"})).await;
     assert_eq!(status, 202, "{envelope:?}");
     assert_eq!(smtp.delivered(), 2);
     assert_eq!(smtp.connections(), 2);
@@ -176,12 +178,12 @@ async fn a_send_cut_off_by_the_timeout_does_not_poison_the_pool() {
 #[tokio::test]
 async fn the_smtp_server_coming_back_needs_no_restart() {
     let port = test_support::free_port();
-    let mail = spawn(Config::for_tests(port)).await;
-    let (status, _) = mail.send(json!({"to": "bob@example.com"})).await;
+    let mut mail = spawn_mail(config::mail(port)).await;
+    let (status, _) = mail.post("/send", json!({"to": "bob@example.com"})).await;
     assert_eq!(status, 503);
 
-    let mut catcher = Catcher::start_on(port).await;
-    let (status, envelope) = mail.send(json!({"to": "bob@example.com"})).await;
+    let mut catcher = MailCatcher::start_on(port).await;
+    let (status, envelope) = mail.post("/send", json!({"to": "bob@example.com"})).await;
     assert_eq!(status, 202, "{envelope:?}");
     catcher.next_mail().await;
     let (status, _) = mail.get("/readyz").await;

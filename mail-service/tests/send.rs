@@ -1,12 +1,12 @@
 //! Mail delivered through a real SMTP server (mailcrab's catcher).
 
-mod support;
+mod scripted_smtp;
 
 use std::time::Duration;
 
-use mail_service::Config;
+use scripted_smtp::{Script, ScriptedSmtp};
 use serde_json::{Value, json};
-use support::{Catcher, Script, ScriptedSmtp, spawn};
+use test_support::{MailCatcher, config, spawn_mail};
 
 /// The first address of a mailcrab address list, or the address itself.
 fn email(address: &Value) -> &str {
@@ -20,17 +20,20 @@ fn email(address: &Value) -> &str {
 
 #[tokio::test]
 async fn a_mail_arrives_with_a_plain_part_as_given_and_an_inlined_html_part() {
-    let mut catcher = Catcher::start().await;
-    let mail = spawn(Config::for_tests(catcher.port)).await;
+    let mut catcher = MailCatcher::start().await;
+    let mut mail = spawn_mail(config::mail(catcher.port)).await;
     let text = "Hello <b>bold</b> & \"friends\"";
 
     let (status, envelope) = mail
-        .send(json!({
-            "from": "Alice <alice@example.com>",
-            "to": "bob@example.com",
-            "subject": "Greetings & more",
-            "message": text,
-        }))
+        .post(
+            "/send",
+            json!({
+                "from": "Alice <alice@example.com>",
+                "to": "bob@example.com",
+                "subject": "Greetings & more",
+                "message": text,
+            }),
+        )
         .await;
     assert_eq!(status, 202, "{envelope:?}");
     assert!(!envelope.error);
@@ -67,14 +70,17 @@ async fn a_mail_arrives_with_a_plain_part_as_given_and_an_inlined_html_part() {
 
 #[tokio::test]
 async fn line_breaks_become_html_paragraphs_and_breaks() {
-    let mut catcher = Catcher::start().await;
-    let mail = spawn(Config::for_tests(catcher.port)).await;
+    let mut catcher = MailCatcher::start().await;
+    let mut mail = spawn_mail(config::mail(catcher.port)).await;
     let (status, _) = mail
-        .send(json!({
-            "to": "bob@example.com",
-            "subject": "Lines",
-            "message": "first line\nsecond line\n\nnext paragraph",
-        }))
+        .post(
+            "/send",
+            json!({
+                "to": "bob@example.com",
+                "subject": "Lines",
+                "message": "first line\nsecond line\n\nnext paragraph",
+            }),
+        )
         .await;
     assert_eq!(status, 202);
     let received = catcher.next_mail().await;
@@ -91,17 +97,17 @@ async fn line_breaks_become_html_paragraphs_and_breaks() {
 
 #[tokio::test]
 async fn an_empty_from_is_the_configured_sender() {
-    let mut catcher = Catcher::start().await;
-    let mut config = Config::for_tests(catcher.port);
+    let mut catcher = MailCatcher::start().await;
+    let mut config = config::mail(catcher.port);
     config.from_name = "Mail Robot".into();
     config.from_address = "robot@example.org".into();
-    let mail = spawn(config).await;
+    let mut mail = spawn_mail(config).await;
 
     for body in [
         json!({"from": "", "to": "bob@example.com", "message": "hi"}),
         json!({"to": "bob@example.com"}),
     ] {
-        let (status, envelope) = mail.send(body).await;
+        let (status, envelope) = mail.post("/send", body).await;
         assert_eq!(status, 202, "{envelope:?}");
         let received = catcher.next_mail().await;
         assert_eq!(email(&received["from"]), "robot@example.org");
@@ -110,7 +116,10 @@ async fn an_empty_from_is_the_configured_sender() {
     }
 
     let (status, _) = mail
-        .send(json!({"from": "carol@example.net", "to": "bob@example.com"}))
+        .post(
+            "/send",
+            json!({"from": "carol@example.net", "to": "bob@example.com"}),
+        )
         .await;
     assert_eq!(status, 202);
     let received = catcher.next_mail().await;
@@ -120,14 +129,17 @@ async fn an_empty_from_is_the_configured_sender() {
 
 #[tokio::test]
 async fn non_ascii_text_and_subject_survive() {
-    let mut catcher = Catcher::start().await;
-    let mail = spawn(Config::for_tests(catcher.port)).await;
+    let mut catcher = MailCatcher::start().await;
+    let mut mail = spawn_mail(config::mail(catcher.port)).await;
     let (status, _) = mail
-        .send(json!({
-            "to": "Zoë <zoe@example.com>",
-            "subject": "Grüße aus Köln ✉",
-            "message": "Schöne Grüße – bis bald!",
-        }))
+        .post(
+            "/send",
+            json!({
+                "to": "Zoë <zoe@example.com>",
+                "subject": "Grüße aus Köln ✉",
+                "message": "Schöne Grüße – bis bald!",
+            }),
+        )
         .await;
     assert_eq!(status, 202);
     let received = catcher.next_mail().await;
@@ -145,11 +157,14 @@ async fn non_ascii_text_and_subject_survive() {
 
 #[tokio::test]
 async fn sequential_sends_all_arrive() {
-    let mut catcher = Catcher::start().await;
-    let mail = spawn(Config::for_tests(catcher.port)).await;
+    let mut catcher = MailCatcher::start().await;
+    let mut mail = spawn_mail(config::mail(catcher.port)).await;
     for i in 0..5 {
         let (status, envelope) = mail
-            .send(json!({"to": "bob@example.com", "subject": format!("mail {i}"), "message": "x"}))
+            .post(
+                "/send",
+                json!({"to": "bob@example.com", "subject": format!("mail {i}"), "message": "x"}),
+            )
             .await;
         assert_eq!(status, 202, "mail {i}: {envelope:?}");
     }
@@ -170,10 +185,13 @@ async fn sequential_sends_all_arrive() {
 #[tokio::test]
 async fn sequential_sends_share_one_pooled_connection() {
     let smtp = ScriptedSmtp::start(Script::Accept).await;
-    let mail = spawn(Config::for_tests(smtp.port)).await;
+    let mut mail = spawn_mail(config::mail(smtp.port)).await;
     for i in 0..5 {
         let (status, envelope) = mail
-            .send(json!({"to": "bob@example.com", "message": format!("mail {i}")}))
+            .post(
+                "/send",
+                json!({"to": "bob@example.com", "message": format!("mail {i}")}),
+            )
             .await;
         assert_eq!(status, 202, "mail {i}: {envelope:?}");
     }
@@ -184,10 +202,14 @@ async fn sequential_sends_share_one_pooled_connection() {
 
 #[tokio::test]
 async fn concurrent_sends_all_arrive() {
-    let mut catcher = Catcher::start().await;
-    let mail = spawn(Config::for_tests(catcher.port)).await;
-    let sends =
-        (0..8).map(|i| mail.send(json!({"to": format!("user{i}@example.com"), "message": "x"})));
+    let mut catcher = MailCatcher::start().await;
+    let mut mail = spawn_mail(config::mail(catcher.port)).await;
+    let sends = (0..8).map(|i| {
+        mail.post(
+            "/send",
+            json!({"to": format!("user{i}@example.com"), "message": "x"}),
+        )
+    });
     for (status, envelope) in futures::future::join_all(sends).await {
         assert_eq!(status, 202, "{envelope:?}");
     }
@@ -200,8 +222,8 @@ async fn concurrent_sends_all_arrive() {
 
 #[tokio::test]
 async fn ready_while_the_smtp_server_listens() {
-    let catcher = Catcher::start().await;
-    let mail = spawn(Config::for_tests(catcher.port)).await;
+    let catcher = MailCatcher::start().await;
+    let mut mail = spawn_mail(config::mail(catcher.port)).await;
     let (status, envelope) = mail.get("/readyz").await;
     assert_eq!(status, 200, "{envelope:?}");
     assert_eq!(envelope.data.unwrap()["smtp"], "ok");

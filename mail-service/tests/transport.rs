@@ -1,18 +1,19 @@
 //! How the transport talks to the SMTP server: credentials only when a
 //! username is set, and TLS modes that never fall back to plain text.
 
-mod support;
+mod scripted_smtp;
 
-use mail_service::{Config, Encryption};
+use mail_service::Encryption;
+use scripted_smtp::{Script, ScriptedSmtp};
 use serde_json::json;
 use service_kit::config::Secret;
-use support::{Script, ScriptedSmtp, spawn};
+use test_support::{config, spawn_mail};
 
 #[tokio::test]
 async fn no_username_means_no_login() {
     let smtp = ScriptedSmtp::start(Script::Accept).await;
-    let mail = spawn(Config::for_tests(smtp.port)).await;
-    let (status, envelope) = mail.send(json!({"to": "bob@example.com"})).await;
+    let mut mail = spawn_mail(config::mail(smtp.port)).await;
+    let (status, envelope) = mail.post("/send", json!({"to": "bob@example.com"})).await;
     assert_eq!(status, 202, "{envelope:?}");
     assert!(smtp.logins().is_empty(), "{:?}", smtp.logins());
     mail.stop().await;
@@ -21,11 +22,11 @@ async fn no_username_means_no_login() {
 #[tokio::test]
 async fn a_username_logs_in_with_the_password() {
     let smtp = ScriptedSmtp::start(Script::Accept).await;
-    let mut config = Config::for_tests(smtp.port);
+    let mut config = config::mail(smtp.port);
     config.username = "mailer".into();
     config.password = Secret::from("hunter2");
-    let mail = spawn(config).await;
-    let (status, envelope) = mail.send(json!({"to": "bob@example.com"})).await;
+    let mut mail = spawn_mail(config).await;
+    let (status, envelope) = mail.post("/send", json!({"to": "bob@example.com"})).await;
     assert_eq!(status, 202, "{envelope:?}");
     // base64("\0mailer\0hunter2")
     assert_eq!(smtp.logins(), ["AUTH PLAIN AG1haWxlcgBodW50ZXIy"]);
@@ -36,10 +37,10 @@ async fn a_username_logs_in_with_the_password() {
 #[tokio::test]
 async fn starttls_against_a_server_without_it_is_502_and_sends_nothing() {
     let smtp = ScriptedSmtp::start(Script::Accept).await;
-    let mut config = Config::for_tests(smtp.port);
+    let mut config = config::mail(smtp.port);
     config.encryption = Encryption::StartTls;
-    let mail = spawn(config).await;
-    let (status, envelope) = mail.send(json!({"to": "bob@example.com"})).await;
+    let mut mail = spawn_mail(config).await;
+    let (status, envelope) = mail.post("/send", json!({"to": "bob@example.com"})).await;
     assert_eq!(status, 502, "{envelope:?}");
     assert!(envelope.message.contains("STARTTLS"), "{envelope:?}");
     assert_eq!(smtp.delivered(), 0);
@@ -49,10 +50,10 @@ async fn starttls_against_a_server_without_it_is_502_and_sends_nothing() {
 #[tokio::test]
 async fn implicit_tls_against_a_plain_server_is_502_and_sends_nothing() {
     let smtp = ScriptedSmtp::start(Script::Accept).await;
-    let mut config = Config::for_tests(smtp.port);
+    let mut config = config::mail(smtp.port);
     config.encryption = Encryption::Tls;
-    let mail = spawn(config).await;
-    let (status, envelope) = mail.send(json!({"to": "bob@example.com"})).await;
+    let mut mail = spawn_mail(config).await;
+    let (status, envelope) = mail.post("/send", json!({"to": "bob@example.com"})).await;
     assert_eq!(status, 502, "{envelope:?}");
     assert_eq!(smtp.delivered(), 0);
     mail.stop().await;

@@ -171,15 +171,6 @@ impl ServerConfig {
             shutdown_grace: env.seconds("SHUTDOWN_GRACE_SECS", "10")?,
         })
     }
-
-    /// A server on a random local port with short timeouts, for tests.
-    pub fn for_tests() -> Self {
-        Self {
-            http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            request_timeout: Duration::from_secs(10),
-            shutdown_grace: Duration::from_secs(5),
-        }
-    }
 }
 
 #[cfg(test)]

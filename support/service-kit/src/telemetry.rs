@@ -43,10 +43,3 @@ pub fn init(format: LogFormat) {
         LogFormat::Text => builder.try_init(),
     };
 }
-
-/// For tests: quiet unless `TEST_LOG` is set.
-pub fn init_for_tests() {
-    if std::env::var_os("TEST_LOG").is_some() {
-        init(LogFormat::Text);
-    }
-}

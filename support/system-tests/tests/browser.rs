@@ -4,30 +4,28 @@
 
 use std::path::PathBuf;
 
+use system_tests::Browser;
 use system_tests::page::{self, WAIT, newest_output};
-use system_tests::{Browser, System};
+use test_support::System;
 
 #[tokio::test]
 async fn every_button_succeeds_and_an_outage_is_shown_as_an_error() {
-    let mut system = System::start().await.expect("the system starts");
+    let mut system = System::start().await;
     let browser = Browser::start().await.expect("headless Chromium starts");
-    browser.goto(system.front_end_url.as_str()).await.unwrap();
+    browser.goto(&system.front_end.url("/")).await.unwrap();
 
     page::click_every_button(&browser).await;
 
     // The mail reached the SMTP catcher.
-    let mail = tokio::time::timeout(WAIT, system.mail.rx.recv())
-        .await
-        .expect("a mail arrives")
-        .unwrap();
-    assert!(format!("{mail:?}").contains(page::MAIL_SUBJECT));
+    let mail = system.catcher.next_mail().await;
+    assert_eq!(mail["subject"], page::MAIL_SUBJECT, "{mail}");
 
     let png = browser.screenshot().await.unwrap();
     assert!(png.starts_with(b"\x89PNG"));
     save_screenshot(&png);
 
     // With the broker gone, the page says so in red.
-    system.stop_broker().await;
+    system.broker.stop().await;
     browser.click("#broker-btn").await.unwrap();
     browser
         .wait_for_text("#received", WAIT, |text| text.contains("\"error\": true"))

@@ -1,213 +1,55 @@
-//! Real servers for the integration tests, on random ports, so tests never
-//! share state and never need a mock:
+//! One way to start any of the system's services, or the whole system, for
+//! a test: in-process, on random ports, against real servers of the test's
+//! own, with a client for it back (in the spirit of zero2prod's
+//! `spawn_app`). Every integration test of the workspace starts what it
+//! needs through this crate; no service ships test-only constructors.
 //!
-//! - [`fresh_postgres_database`]: a new, empty database on the local
-//!   PostgreSQL server (`TEST_DATABASE_URL` names the server).
-//! - [`MongoServer`]: a MongoDB-wire-compatible server process of its own,
-//!   in memory, stopped when dropped.
-//! - [`free_port`]: a local TCP port nothing listens on.
+//! - [`infra`]: the real servers underneath: a fresh PostgreSQL database,
+//!   a MongoDB-wire-compatible server, a RabbitMQ vhost, an SMTP catcher.
+//! - [`config`]: each service's test configuration.
+//! - `spawn_*`: start one service; [`TestApp`] is the running service and
+//!   its HTTP client (`get`, `post`, `list_logs`, `stop`).
+//! - [`System`]: all six services wired together, for the tests of paths
+//!   across services (in `system-tests`).
 
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+mod app;
+pub mod infra;
+mod services;
+mod system;
 
-use sqlx::Connection;
+pub use app::{TestApp, data};
+pub use infra::{
+    MailCatcher, MongoServer, RabbitVhost, free_port, fresh_postgres_database, postgres_admin_url,
+    wait_for_listener,
+};
+pub use services::{
+    TestAuth, TestListener, TestLogger, config, spawn_auth, spawn_auth_with, spawn_broker,
+    spawn_front_end, spawn_listener, spawn_logger, spawn_logger_with, spawn_mail,
+};
+pub use system::System;
 
-/// A local port that was free a moment ago.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind a free port")
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The workspace root (tests run with the crate directory as cwd).
-fn workspace_root() -> PathBuf {
-    let mut dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    // support/test-support -> the root.
-    dir.pop();
-    dir.pop();
-    dir
-}
-
-fn unique_suffix() -> String {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!(
-        "{}_{}_{}",
-        std::process::id(),
-        nanos,
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// The server the test databases are created on.
-pub fn postgres_admin_url() -> String {
-    std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres:password@127.0.0.1:5432/postgres".to_owned())
-}
-
-/// Creates an empty database with a unique name and returns its URL. The
-/// databases are left behind for inspection; they are small.
-pub async fn fresh_postgres_database() -> String {
-    let admin = postgres_admin_url();
-    let name = format!("test_{}", unique_suffix());
-    let mut conn = sqlx::PgConnection::connect(&admin)
-        .await
-        .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {admin} (run `make infra`): {e}"));
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-        .execute(&mut conn)
-        .await
-        .expect("create the test database");
-    let (base, _) = admin
-        .rsplit_once('/')
-        .expect("the admin URL names a database");
-    format!("{base}/{name}")
-}
-
-/// A MongoDB-wire-compatible server (secantusdb, see docs/contracts.md §6) of this test's
-/// own, on a random port, keeping its data in memory. Killed on drop.
-pub struct MongoServer {
-    child: Child,
-    port: u16,
-}
-
-impl MongoServer {
-    /// `SECANTUSD_BIN` overrides where the server's launcher is; by default
-    /// it is the one `make infra` installs under `.infra/venv`.
-    pub fn start() -> Self {
-        let bin = std::env::var_os("SECANTUSD_BIN")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| workspace_root().join(".infra/venv/bin/secantusd-py"));
-        assert!(
-            bin.exists(),
-            "{} is missing: run `make infra` first",
-            bin.display()
-        );
-        let port = free_port();
-        let child = Command::new(&bin)
-            .args([
-                "--standalone",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-            ])
-            .args(["--storage-path", ":memory:", "--log-level", "WARNING"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        let server = Self { child, port };
-        server.wait_until_listening(Duration::from_secs(30));
-        server
+/// Service logs on stderr when `TEST_LOG` is set; quiet otherwise.
+pub fn init_tracing() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        service_kit::telemetry::init(service_kit::telemetry::LogFormat::Text);
     }
+}
 
-    fn wait_until_listening(&self, limit: Duration) {
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                started.elapsed() < limit,
-                "the MongoDB-compatible server did not listen within {limit:?}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
+/// Polls `condition` every 100 ms until it holds (`true`) or `limit` has
+/// passed (`false`).
+pub async fn eventually<F, Fut>(limit: std::time::Duration, mut condition: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if condition().await {
+            return true;
         }
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    pub fn url(&self) -> String {
-        format!("mongodb://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for MongoServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A RabbitMQ virtual host of this test's own on the local server, so tests
-/// that run at once never see each other's exchanges, queues or messages.
-/// Deleted on drop. Needs `rabbitmqctl` (run as root, as the tests are here).
-pub struct RabbitVhost {
-    name: String,
-}
-
-fn rabbitmqctl(args: &[&str]) -> String {
-    let output = Command::new("rabbitmqctl")
-        .arg("-q")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run rabbitmqctl (run `make test-infra`): {e}"));
-    assert!(
-        output.status.success(),
-        "rabbitmqctl {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-impl RabbitVhost {
-    pub fn create() -> Self {
-        let name = format!("test_{}", unique_suffix());
-        rabbitmqctl(&["add_vhost", &name]);
-        rabbitmqctl(&["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"]);
-        Self { name }
-    }
-
-    /// `amqp://guest:guest@127.0.0.1:5672/<vhost>`; `AMQP_TEST_HOST` may
-    /// name another server.
-    pub fn url(&self) -> String {
-        let host = std::env::var("AMQP_TEST_HOST").unwrap_or_else(|_| "127.0.0.1:5672".into());
-        format!("amqp://guest:guest@{host}/{}", self.name)
-    }
-
-    /// Closes every client connection to this vhost from the server side,
-    /// as a RabbitMQ restart or a network cut would; returns how many.
-    pub fn close_connections(&self) -> usize {
-        let listing = rabbitmqctl(&["list_connections", "pid", "vhost"]);
-        let pids: Vec<&str> = listing
-            .lines()
-            .filter_map(|line| line.split_once('\t'))
-            .filter(|(_, vhost)| vhost.trim() == self.name)
-            .map(|(pid, _)| pid.trim())
-            .collect();
-        for pid in &pids {
-            rabbitmqctl(&["close_connection", pid, "closed by the test"]);
+        if std::time::Instant::now() > deadline {
+            return false;
         }
-        pids.len()
-    }
-
-    /// How many messages wait in `queue` (ready, not yet delivered).
-    pub fn messages_ready(&self, queue: &str) -> u64 {
-        let listing = rabbitmqctl(&["list_queues", "-p", &self.name, "name", "messages_ready"]);
-        listing
-            .lines()
-            .filter_map(|line| line.split_once('\t'))
-            .find(|(name, _)| name.trim() == queue)
-            .map(|(_, count)| count.trim().parse().unwrap_or(0))
-            .unwrap_or(0)
-    }
-}
-
-impl Drop for RabbitVhost {
-    fn drop(&mut self) {
-        let _ = Command::new("rabbitmqctl")
-            .args(["-q", "delete_vhost", &self.name])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }

@@ -1,135 +1,16 @@
-//! Starts the real mail-service in-process on a random port, against a real
-//! SMTP server: mailcrab's catcher, or a scripted one that misbehaves on
-//! purpose. Compiled into each test binary; not every binary uses every item.
+//! A scripted SMTP server that misbehaves on purpose, for the failures a
+//! real server cannot be made to show on demand (silence, refusals, a hang
+//! mid-session). The real one, mailcrab's catcher, is
+//! `test_support::MailCatcher`. Compiled into each test binary; not every
+//! binary uses every item.
 #![allow(dead_code)]
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use mail_service::{Application, Config};
-use proto::http::Envelope;
-use serde_json::Value;
-use service_kit::shutdown::CancellationToken;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
-
-pub struct TestMail {
-    pub port: u16,
-    pub shutdown: CancellationToken,
-    pub server: JoinHandle<anyhow::Result<()>>,
-    pub client: reqwest::Client,
-}
-
-impl TestMail {
-    pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{}", self.port, path)
-    }
-
-    /// `POST /send`; returns the status and the envelope.
-    pub async fn send(&self, body: Value) -> (u16, Envelope) {
-        let response = self
-            .client
-            .post(self.url("/send"))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        (response.status().as_u16(), response.json().await.unwrap())
-    }
-
-    /// `GET <path>`; returns the status and the envelope.
-    pub async fn get(&self, path: &str) -> (u16, Envelope) {
-        let response = self.client.get(self.url(path)).send().await.unwrap();
-        (response.status().as_u16(), response.json().await.unwrap())
-    }
-
-    /// Stops the application and waits for it.
-    pub async fn stop(self) {
-        self.shutdown.cancel();
-        tokio::time::timeout(Duration::from_secs(10), self.server)
-            .await
-            .expect("mail-service stops in time")
-            .unwrap()
-            .unwrap();
-    }
-}
-
-pub async fn spawn(config: Config) -> TestMail {
-    service_kit::telemetry::init_for_tests();
-    let app = Application::build(config)
-        .await
-        .expect("mail-service builds");
-    let port = app.port();
-    let shutdown = CancellationToken::new();
-    let server = tokio::spawn(app.run(shutdown.clone()));
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(15))
-        .build()
-        .unwrap();
-    TestMail {
-        port,
-        shutdown,
-        server,
-        client,
-    }
-}
-
-/// Waits until something accepts TCP connections on `port`.
-pub async fn wait_for_listener(port: u16) {
-    for _ in 0..200 {
-        if TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("nothing listens on port {port}");
-}
-
-/// mailcrab's SMTP catcher on a free port; every mail it receives comes
-/// back in its serde form (`from`, `to`, `subject`, `text`, `html`, ...).
-pub struct Catcher {
-    pub port: u16,
-    handle: mailcrab::TestMailServerHandle,
-}
-
-impl Catcher {
-    pub async fn start() -> Self {
-        Self::start_on(test_support::free_port()).await
-    }
-
-    pub async fn start_on(port: u16) -> Self {
-        let handle = mailcrab::development_mail_server([127, 0, 0, 1], port).await;
-        wait_for_listener(port).await;
-        Self { port, handle }
-    }
-
-    /// The next mail received, within 10 s.
-    pub async fn next_mail(&mut self) -> Value {
-        let message = tokio::time::timeout(Duration::from_secs(10), self.handle.rx.recv())
-            .await
-            .expect("a mail arrives within 10 s")
-            .expect("the catcher runs");
-        let mut value = serde_json::to_value(&message).unwrap();
-        let raw = message.raw_bytes().unwrap_or_default();
-        value["raw"] = Value::String(String::from_utf8_lossy(&raw).into_owned());
-        value
-    }
-
-    /// Whether a mail arrives within `wait`.
-    pub async fn nothing_within(&mut self, wait: Duration) -> bool {
-        tokio::time::timeout(wait, self.handle.rx.recv())
-            .await
-            .is_err()
-    }
-}
-
-impl Drop for Catcher {
-    fn drop(&mut self) {
-        self.handle.token.cancel();
-    }
-}
 
 /// How a [`ScriptedSmtp`] server behaves.
 #[derive(Debug, Clone, Copy)]

@@ -6,7 +6,7 @@ use anyhow::Context;
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures::future::BoxFuture;
 use proto::http::User;
-use service_kit::backoff::Backoff;
+use resilience::Backoff;
 use service_kit::config::Url;
 use service_kit::health::ReadinessCheck;
 use sqlx::PgPool;

@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant};
 
 use proto::rpc::{LogRpcError, LogServiceClient};
+use resilience::Reconnecting;
 use service_kit::http::ApiError;
-use service_kit::reconnect::Reconnecting;
 use tarpc::client::{self, RpcError};
 use tarpc::context;
 use tarpc::tokio_serde::formats::Json;

@@ -25,7 +25,7 @@ use lapin::types::FieldTable;
 use lapin::{Connection, ConnectionProperties};
 use proto::amqp::{LogEvent, QUEUE};
 use reqwest::StatusCode;
-use service_kit::backoff::Backoff;
+use resilience::Backoff;
 use service_kit::shutdown::CancellationToken;
 use service_kit::upstream::ServiceClient;
 use tokio::task::JoinSet;

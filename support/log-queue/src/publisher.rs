@@ -6,7 +6,7 @@ use std::time::Duration;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
 use proto::amqp::{EXCHANGE, Level, LogEvent};
-use service_kit::reconnect::Reconnecting;
+use resilience::Reconnecting;
 
 /// Persistent delivery: the event survives a RabbitMQ restart.
 const PERSISTENT: u8 = 2;

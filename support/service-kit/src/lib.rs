@@ -8,15 +8,12 @@
 //! - [`http`]: the HTTP conventions: the error envelope, the JSON body rules,
 //!   the per-request log line and timeout, and a bounded graceful drain.
 //! - [`health`]: `/healthz`, `/ping` and `/readyz` with dependency checks.
-//! - [`reconnect`]: one shared connection, re-dialed after it is lost.
 //! - [`upstream`]: a pooled JSON client for calling the other services.
 //! - [`main`]: the common start-up sequence of a service binary.
 
-pub mod backoff;
 pub mod config;
 pub mod health;
 pub mod http;
-pub mod reconnect;
 pub mod shutdown;
 pub mod telemetry;
 pub mod upstream;

@@ -3,6 +3,7 @@
 //! slows a login.
 
 use serde_json::json;
+use service_kit::request_id;
 use service_kit::upstream::ServiceClient;
 
 #[derive(Clone)]
@@ -17,7 +18,8 @@ impl ActivityLog {
 
     pub fn record(&self, data: String) {
         let logger = self.logger.clone();
-        tokio::spawn(async move {
+        // The spawned task takes the login's request id along.
+        tokio::spawn(request_id::scope(request_id::current(), async move {
             let entry = json!({"name": "authentication", "data": data});
             match logger.post("/log", &entry).await {
                 Ok(reply) if reply.status.is_success() => {}
@@ -26,6 +28,6 @@ impl ActivityLog {
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot log a login attempt"),
             }
-        });
+        }));
     }
 }

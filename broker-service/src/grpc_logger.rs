@@ -7,6 +7,7 @@ use proto::grpc::log_service_client::LogServiceClient;
 use proto::grpc::{Log, LogRequest};
 use service_kit::config::Url;
 use service_kit::http::ApiError;
+use service_kit::request_id;
 use tonic::Code;
 use tonic::transport::{Channel, Endpoint};
 
@@ -31,12 +32,15 @@ impl GrpcLogger {
 
     /// Writes one entry; answers the logger's result (`"logged!"`).
     pub async fn log(&self, name: &str, data: &str) -> Result<String, ApiError> {
-        let request = LogRequest {
+        let mut request = tonic::Request::new(LogRequest {
             log_entry: Some(Log {
                 name: name.to_owned(),
                 data: data.to_owned(),
             }),
-        };
+        });
+        if let Some(id) = request_id::current().and_then(|id| id.parse().ok()) {
+            request.metadata_mut().insert(request_id::HEADER, id);
+        }
         match self.client.clone().write_log(request).await {
             Ok(response) => Ok(response.into_inner().result),
             Err(status) => Err(match status.code() {

@@ -9,6 +9,7 @@ use proto::amqp::LogEvent;
 use proto::http::{AuthPayload, Envelope, LogPayload, MailPayload, RequestPayload, Transport};
 use serde_json::Value;
 use service_kit::http::{ApiError, JsonBody, Paging};
+use service_kit::request_id;
 use service_kit::upstream::Reply;
 
 use crate::AppState;
@@ -106,7 +107,11 @@ async fn log(state: &AppState, transport: Transport, entry: LogPayload) -> Answe
             };
             state
                 .publisher
-                .publish(entry.level.unwrap_or_default(), &event)
+                .publish(
+                    entry.level.unwrap_or_default(),
+                    &event,
+                    request_id::current().as_deref(),
+                )
                 .await
                 .map_err(publish_failure)?;
             "logged via RabbitMQ".to_owned()

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use proto::rpc::{LogRpcError, LogServiceClient};
 use resilience::Reconnecting;
 use service_kit::http::ApiError;
+use service_kit::request_id;
 use tarpc::client::{self, RpcError};
 use tarpc::context;
 use tarpc::tokio_serde::formats::Json;
@@ -37,6 +38,11 @@ impl RpcLogger {
             let (number, client) = self.connection.get(|_| true, || self.dial()).await?;
             let mut ctx = context::current();
             ctx.deadline = Instant::now() + self.timeout;
+            if let Some(trace_id) =
+                request_id::current().and_then(|id| request_id::to_trace_id(&id))
+            {
+                ctx.trace_context.trace_id = trace_id.into();
+            }
             match client.log_info(ctx, name.to_owned(), data.to_owned()).await {
                 Ok(Ok(answer)) => return Ok(answer),
                 Ok(Err(LogRpcError::InvalidArgument(m))) => return Err(ApiError::BadRequest(m)),

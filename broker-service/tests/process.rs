@@ -66,8 +66,14 @@ fn logs_each_request_as_json_and_stops_cleanly_on_sigterm() {
             break event;
         }
     };
-    assert_eq!(request["fields"]["method"], "POST");
-    assert_eq!(request["fields"]["path"], "/");
+    // The method, path and request id are the request span's fields.
+    assert_eq!(request["span"]["method"], "POST", "{request}");
+    assert_eq!(request["span"]["path"], "/");
+    assert_eq!(
+        request["span"]["request_id"].as_str().map(str::len),
+        Some(36),
+        "a UUID: {request}"
+    );
     assert_eq!(request["fields"]["status"], 200);
     assert!(
         request["fields"]["latency_ms"].as_f64().is_some(),

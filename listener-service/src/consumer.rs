@@ -21,11 +21,13 @@ use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
 };
-use lapin::types::FieldTable;
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Connection, ConnectionProperties};
 use proto::amqp::{LogEvent, QUEUE};
+use proto::http::REQUEST_ID_HEADER;
 use reqwest::StatusCode;
 use resilience::Backoff;
+use service_kit::request_id;
 use service_kit::shutdown::CancellationToken;
 use service_kit::upstream::ServiceClient;
 use tokio::task::JoinSet;
@@ -155,9 +157,11 @@ impl Consumer {
         if let Err(reason) = proto::check_log_entry(&event.name, &event.data) {
             return self.dead_letter(&delivery, &reason).await;
         }
+        let request_id = delivery_request_id(&delivery);
         let mut backoff = Backoff::new(self.retry_backoff, BACKOFF_MAX);
         for attempt in 1..=self.max_attempts {
-            let failure = match self.logger.post("/log", &event).await {
+            let store = self.logger.post("/log", &event);
+            let failure = match request_id::scope(request_id.clone(), store).await {
                 Ok(reply) if reply.status.is_success() => {
                     match delivery.acker.ack(BasicAckOptions::default()).await {
                         Ok(_) => Metrics::count(&self.metrics.stored),
@@ -206,5 +210,14 @@ impl Consumer {
                 tracing::warn!(error = %e, "cannot dead-letter; RabbitMQ will deliver it again")
             }
         }
+    }
+}
+
+/// The `x-request-id` header the broker put on the message, if any.
+fn delivery_request_id(delivery: &Delivery) -> Option<String> {
+    let headers = delivery.properties.headers().as_ref()?;
+    match headers.inner().get(REQUEST_ID_HEADER)? {
+        AMQPValue::LongString(id) => Some(id.to_string()),
+        _ => None,
     }
 }

@@ -47,7 +47,7 @@ impl Stack {
             data: format!("data of {name}"),
         };
         self.publisher
-            .publish(Level::Info, &event)
+            .publish(Level::Info, &event, None)
             .await
             .expect("RabbitMQ confirms the event");
     }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use proto::grpc::log_service_server::{LogService, LogServiceServer};
 use proto::grpc::{LogRequest, LogResponse};
+use service_kit::request_id;
 use service_kit::shutdown::CancellationToken;
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
@@ -44,6 +45,12 @@ impl LogService for GrpcLogService {
         request: Request<LogRequest>,
     ) -> Result<Response<LogResponse>, Status> {
         let started = Instant::now();
+        let request_id = request
+            .metadata()
+            .get(request_id::HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
         let result: Result<_, Status> = async {
             let log = request
                 .into_inner()
@@ -57,9 +64,9 @@ impl LogService for GrpcLogService {
         .await;
         let latency_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
         match &result {
-            Ok(_) => tracing::info!(method = "WriteLog", latency_ms, "grpc"),
+            Ok(_) => tracing::info!(method = "WriteLog", request_id, latency_ms, "grpc"),
             Err(s) => {
-                tracing::info!(method = "WriteLog", latency_ms, code = ?s.code(), error = s.message(), "grpc")
+                tracing::info!(method = "WriteLog", request_id, latency_ms, code = ?s.code(), error = s.message(), "grpc")
             }
         }
         result

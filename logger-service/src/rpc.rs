@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use futures::StreamExt;
 use proto::rpc::{LogRpcError, LogService};
+use service_kit::request_id;
 use service_kit::shutdown::CancellationToken;
 use tarpc::serde_transport::Transport;
 use tarpc::server::{BaseChannel, Channel};
@@ -52,11 +53,12 @@ struct RpcLogService {
 impl LogService for RpcLogService {
     async fn log_info(
         self,
-        _: tarpc::context::Context,
+        context: tarpc::context::Context,
         name: String,
         data: String,
     ) -> Result<String, LogRpcError> {
         let started = Instant::now();
+        let request_id = request_id::from_trace_id(context.trace_context.trace_id.into());
         let result = async {
             let entry = NewLog::new(name, data)?;
             let message = format!("Processed payload via RPC: {}", entry.name());
@@ -67,8 +69,10 @@ impl LogService for RpcLogService {
         .map_err(LogRpcError::from);
         let latency_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
         match &result {
-            Ok(_) => tracing::info!(method = "log_info", latency_ms, "rpc"),
-            Err(e) => tracing::info!(method = "log_info", latency_ms, error = %e, "rpc"),
+            Ok(_) => tracing::info!(method = "log_info", request_id, latency_ms, "rpc"),
+            Err(e) => {
+                tracing::info!(method = "log_info", request_id, latency_ms, error = %e, "rpc")
+            }
         }
         result
     }

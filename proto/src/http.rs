@@ -8,6 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::amqp::Level;
 
+/// The header carrying a request's id from service to service (also the
+/// gRPC metadata key and the AMQP message header; docs/contracts.md §3).
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
 /// The paging of `GET /logs`, one rule for the broker's and the logger's:
 /// `?limit=N&skip=M`, newest first. `limit` is a whole number from 1 to
 /// [`MAX_PAGE_LIMIT`] (default [`DEFAULT_PAGE_LIMIT`]), `skip` one from 0

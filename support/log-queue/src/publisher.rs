@@ -4,8 +4,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
 use proto::amqp::{EXCHANGE, Level, LogEvent};
+use proto::http::REQUEST_ID_HEADER;
 use resilience::Reconnecting;
 
 /// Persistent delivery: the event survives a RabbitMQ restart.
@@ -65,14 +67,26 @@ impl Publisher {
 
     /// Publishes `event` persistently with the routing key of `level` and
     /// returns once RabbitMQ confirmed it (stored in the durable queue).
-    pub async fn publish(&self, level: Level, event: &LogEvent) -> Result<(), PublishError> {
+    /// Publishes `event` with `level`'s routing key, carrying `request_id`
+    /// (if any) in the `x-request-id` message header.
+    pub async fn publish(
+        &self,
+        level: Level,
+        event: &LogEvent,
+        request_id: Option<&str>,
+    ) -> Result<(), PublishError> {
         let payload = serde_json::to_vec(event)
             .map_err(|e| PublishError::Internal(format!("the event does not encode: {e}")))?;
         let (number, link) = self.link.get(Link::alive, || self.dial()).await?;
         let publish = async {
-            let properties = BasicProperties::default()
+            let mut properties = BasicProperties::default()
                 .with_delivery_mode(PERSISTENT)
                 .with_content_type("application/json".into());
+            if let Some(id) = request_id {
+                let mut headers = FieldTable::default();
+                headers.insert(REQUEST_ID_HEADER.into(), AMQPValue::LongString(id.into()));
+                properties = properties.with_headers(headers);
+            }
             // mandatory: an unroutable event comes back instead of vanishing.
             let options = BasicPublishOptions {
                 mandatory: true,

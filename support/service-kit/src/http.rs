@@ -5,17 +5,18 @@
 //! - [`JsonBody`]: a JSON body accepted whatever its Content-Type, at most
 //!   [`MAX_BODY_BYTES`], with the parser's message on a bad body.
 //! - [`with_conventions`]: the envelope for unknown routes and methods, the
-//!   body limit, and one log line per request under a request timeout.
+//!   body limit, the request id, and one log line per request (tower-http's
+//!   `TraceLayer`) under a request timeout.
 //! - [`serve`]: an HTTP server that drains in-flight requests on shutdown,
 //!   for a bounded time.
 
 use std::future::IntoFuture;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Query, Request, State};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{HeaderName, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
@@ -23,6 +24,9 @@ use proto::http::{Envelope, Page};
 use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use tracing::Span;
 
 /// The largest request body any service accepts: 1 MiB.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -140,36 +144,68 @@ impl<S: Send + Sync> FromRequestParts<S> for Paging {
 
 /// Wraps a service's routes in the shared conventions: unknown routes and
 /// methods answer in the envelope, bodies are capped at [`MAX_BODY_BYTES`],
-/// and every request is logged (method, path, status, latency) and cut off
-/// with 504 after `request_timeout`.
+/// each request gets its id ([`crate::request_id`]), echoed in the
+/// response, and is cut off with 504 after `request_timeout`; and
+/// `tower_http`'s [`TraceLayer`] logs one line per request (status and
+/// latency, in a span with the method, path and request id).
 pub fn with_conventions(router: Router, request_timeout: Duration) -> Router {
+    let header = HeaderName::from_static(crate::request_id::HEADER);
     router
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn_with_state(
-            request_timeout,
-            log_and_time_out,
-        ))
+        .layer(middleware::from_fn_with_state(request_timeout, time_out))
+        .layer(middleware::from_fn(crate::request_id::keep_current))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_request(())
+                .on_response(log_response)
+                .on_failure(()),
+        )
+        .layer(PropagateRequestIdLayer::new(header.clone()))
+        .layer(SetRequestIdLayer::new(header, MakeRequestUuid))
 }
 
-async fn log_and_time_out(State(limit): State<Duration>, req: Request, next: Next) -> Response {
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let started = Instant::now();
-    let response = match tokio::time::timeout(limit, next.run(req)).await {
+/// Probes are logged at debug level, everything else at info.
+fn is_probe(path: &str) -> bool {
+    matches!(path, "/healthz" | "/readyz" | "/ping")
+}
+
+fn request_span(req: &Request) -> Span {
+    let id = req
+        .headers()
+        .get(crate::request_id::HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let (method, path) = (req.method(), req.uri().path());
+    if is_probe(path) {
+        tracing::debug_span!("request", %method, path, request_id = id)
+    } else {
+        tracing::info_span!("request", %method, path, request_id = id)
+    }
+}
+
+fn log_response(response: &Response, latency: Duration, span: &Span) {
+    let status = response.status().as_u16();
+    let latency_ms = (latency.as_secs_f64() * 1e6).round() / 1e3;
+    // A disabled span is a probe's (or all of it is filtered out anyway).
+    if span
+        .metadata()
+        .is_none_or(|m| *m.level() == tracing::Level::DEBUG)
+    {
+        tracing::debug!(status, latency_ms, "request");
+    } else {
+        tracing::info!(status, latency_ms, "request");
+    }
+}
+
+async fn time_out(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
         Ok(response) => response,
         Err(_) => ApiError::Timeout(format!("request took longer than {} ms", limit.as_millis()))
             .into_response(),
-    };
-    let status = response.status().as_u16();
-    let latency_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
-    if path != "/healthz" && path != "/readyz" && path != "/ping" {
-        tracing::info!(%method, path, status, latency_ms, "request");
-    } else {
-        tracing::debug!(%method, path, status, latency_ms, "request");
     }
-    response
 }
 
 /// Serves `app` on `listener` until `shutdown` is cancelled, then stops

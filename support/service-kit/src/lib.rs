@@ -7,6 +7,8 @@
 //! - [`shutdown`]: SIGINT/SIGTERM as a cancellation token for every server task.
 //! - [`http`]: the HTTP conventions: the error envelope, the JSON body rules,
 //!   the per-request log line and timeout, and a bounded graceful drain.
+//! - [`request_id`]: the id each request carries to every service it
+//!   reaches, in every log line.
 //! - [`health`]: `/healthz`, `/ping` and `/readyz` with dependency checks.
 //! - [`upstream`]: a pooled JSON client for calling the other services.
 //! - [`main`]: the common start-up sequence of a service binary.
@@ -14,6 +16,7 @@
 pub mod config;
 pub mod health;
 pub mod http;
+pub mod request_id;
 pub mod shutdown;
 pub mod telemetry;
 pub mod upstream;

@@ -39,7 +39,11 @@ pub fn init(format: LogFormat) {
         .with_env_filter(filter)
         .with_ansi(ansi);
     let _ = match format {
-        LogFormat::Json => builder.json().with_current_span(false).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
         LogFormat::Text => builder.try_init(),
     };
 }

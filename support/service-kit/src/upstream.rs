@@ -1,7 +1,8 @@
 //! A JSON-over-HTTP client for calling the system's own services, created
 //! once per service and reused (its connection pool is kept warm).
 //!
-//! Every call is bounded by a timeout, and transport failures map onto the
+//! Every call carries the current request id (`x-request-id`) and is
+//! bounded by a timeout, and transport failures map onto the
 //! status codes of docs/contracts.md §3: unreachable → 503, too slow → 504, an answer that
 //! is not the envelope → 502.
 
@@ -71,7 +72,10 @@ impl ServiceClient {
             .map_err(|e| ApiError::Internal(e.into()))
     }
 
-    async fn send(&self, request: reqwest::RequestBuilder) -> Result<Reply, ApiError> {
+    async fn send(&self, mut request: reqwest::RequestBuilder) -> Result<Reply, ApiError> {
+        if let Some(id) = crate::request_id::current() {
+            request = request.header(crate::request_id::HEADER, id);
+        }
         let response = request.send().await.map_err(|e| self.transport_error(&e))?;
         let status = response.status();
         let body = response

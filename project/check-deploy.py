@@ -19,14 +19,18 @@ ROOT = Path(__file__).resolve().parent.parent
 PROJECT = ROOT / "project"
 K8S = PROJECT / "k8s"
 
-# The ports of docs/contracts.md §2, the same natively and in containers.
+# The ports, the same natively and in containers, from their one source:
+# proto/src/ports.rs (docs/contracts.md §2 lists them too; checked below).
+PORTS = {name: int(value) for name, value in re.findall(
+    r"pub const ([A-Z_]+): u16 = (\d+);", (ROOT / "proto" / "src" / "ports.rs").read_text())}
 SERVICES = {
-    "broker-service": {"http": 8080},
-    "front-end": {"http": 8081},
-    "authentication-service": {"http": 8082},
-    "logger-service": {"http": 8083, "rpc": 5001, "grpc": 50001},
-    "mail-service": {"http": 8084},
-    "listener-service": {"http": 8085},
+    "broker-service": {"http": PORTS["BROKER"]},
+    "front-end": {"http": PORTS["FRONT_END"]},
+    "authentication-service": {"http": PORTS["AUTHENTICATION"]},
+    "logger-service": {"http": PORTS["LOGGER_HTTP"], "rpc": PORTS["LOGGER_RPC"],
+                       "grpc": PORTS["LOGGER_GRPC"]},
+    "mail-service": {"http": PORTS["MAIL"]},
+    "listener-service": {"http": PORTS["LISTENER"]},
 }
 # The variable that carries each extra port inside the image.
 PORT_VARS = {"http": "HTTP_ADDR", "rpc": "RPC_ADDR", "grpc": "GRPC_ADDR"}
@@ -315,6 +319,18 @@ def main():
         for var in env:
             if var not in documented:
                 problem("docs/contracts.md", f"{var} (used by {name}) is not in the configuration table")
+    # The contracts' port table and the native scripts agree with ports.rs.
+    for name, ports in SERVICES.items():
+        row = re.search(rf"^\| {re.escape(name)} \| (\d+)", contracts, re.M)
+        if not row or int(row.group(1)) != ports["http"]:
+            problem("docs/contracts.md", f"§2 must give {name} HTTP port {ports['http']}")
+        native = (PROJECT / "native" / "common.sh").read_text()
+        if not re.search(rf"{re.escape(name)}\) echo {ports['http']} ;;", native):
+            problem("project/native/common.sh", f"port_of must answer {ports['http']} for {name}")
+    for extra in ("rpc", "grpc"):
+        port = SERVICES["logger-service"][extra]
+        if not re.search(rf"^\| logger-service \|.*\b{port}\b", contracts, re.M):
+            problem("docs/contracts.md", f"§2 must give the logger's {extra} port {port}")
     readme = (ROOT / "README.md").read_text()
     for name, ports in SERVICES.items():
         if not re.search(rf"localhost:{ports['http']}\b", readme):

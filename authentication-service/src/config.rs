@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use proto::ports;
 use service_kit::config::{ConfigError, Env, ServerConfig, Url};
 
 #[derive(Debug, Clone)]
@@ -19,13 +20,20 @@ pub struct Config {
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
-            server: ServerConfig::from_env(env, "127.0.0.1:8082")?,
+            server: ServerConfig::from_env(env, &ports::local(ports::AUTHENTICATION))?,
             database_url: env.url(
                 "DATABASE_URL",
-                "postgres://postgres:password@127.0.0.1:5432/users",
+                &format!(
+                    "postgres://postgres:password@127.0.0.1:{}/users",
+                    ports::POSTGRES
+                ),
                 &["postgres", "postgresql"],
             )?,
-            logger_url: env.url("LOGGER_URL", "http://127.0.0.1:8083", &["http", "https"])?,
+            logger_url: env.url(
+                "LOGGER_URL",
+                &ports::local_http(ports::LOGGER_HTTP),
+                &["http", "https"],
+            )?,
             migrate_timeout: env.seconds("MIGRATE_TIMEOUT_SECS", "30")?,
         })
     }

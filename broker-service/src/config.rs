@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use proto::ports;
 use service_kit::config::{ConfigError, Env, ServerConfig, Url};
 
 const HTTP: &[&str] = &["http", "https"];
@@ -29,15 +30,19 @@ pub struct Config {
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
-            server: ServerConfig::from_env(env, "127.0.0.1:8080")?,
-            auth_url: env.url("AUTH_URL", "http://127.0.0.1:8082", HTTP)?,
-            logger_url: env.url("LOGGER_URL", "http://127.0.0.1:8083", HTTP)?,
-            logger_rpc_addr: env.host_port("LOGGER_RPC_ADDR", "127.0.0.1:5001")?,
-            logger_grpc_url: env.url("LOGGER_GRPC_URL", "http://127.0.0.1:50001", HTTP)?,
-            mail_url: env.url("MAIL_URL", "http://127.0.0.1:8084", HTTP)?,
+            server: ServerConfig::from_env(env, &ports::local(ports::BROKER))?,
+            auth_url: env.url("AUTH_URL", &ports::local_http(ports::AUTHENTICATION), HTTP)?,
+            logger_url: env.url("LOGGER_URL", &ports::local_http(ports::LOGGER_HTTP), HTTP)?,
+            logger_rpc_addr: env.host_port("LOGGER_RPC_ADDR", &ports::local(ports::LOGGER_RPC))?,
+            logger_grpc_url: env.url(
+                "LOGGER_GRPC_URL",
+                &ports::local_http(ports::LOGGER_GRPC),
+                HTTP,
+            )?,
+            mail_url: env.url("MAIL_URL", &ports::local_http(ports::MAIL), HTTP)?,
             amqp_url: env.url(
                 "AMQP_URL",
-                "amqp://guest:guest@127.0.0.1:5672/%2f",
+                &format!("amqp://guest:guest@127.0.0.1:{}/%2f", ports::RABBITMQ),
                 &["amqp", "amqps"],
             )?,
             upstream_timeout: env.seconds("UPSTREAM_TIMEOUT_SECS", "5")?,

@@ -11,6 +11,7 @@ use axum::body::Bytes;
 use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
+use proto::ports;
 use service_kit::config::{ConfigError, Env, ServerConfig, Url};
 use service_kit::health::{self, Readiness};
 use service_kit::http::HttpServer;
@@ -38,9 +39,17 @@ pub struct Config {
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
-            server: ServerConfig::from_env(env, "127.0.0.1:8081")?,
-            broker_url: browser_url(env, "BROKER_URL", "http://localhost:8080")?,
-            mail_ui_url: browser_url(env, "MAIL_UI_URL", "http://localhost:8025")?,
+            server: ServerConfig::from_env(env, &ports::local(ports::FRONT_END))?,
+            broker_url: browser_url(
+                env,
+                "BROKER_URL",
+                &format!("http://localhost:{}", ports::BROKER),
+            )?,
+            mail_ui_url: browser_url(
+                env,
+                "MAIL_UI_URL",
+                &format!("http://localhost:{}", ports::MAIL_UI),
+            )?,
         })
     }
 }

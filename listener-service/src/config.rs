@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use proto::ports;
 use service_kit::config::{ConfigError, Env, ServerConfig, Url};
 
 #[derive(Debug, Clone)]
@@ -41,13 +42,17 @@ impl Config {
             }
         }
         Ok(Self {
-            server: ServerConfig::from_env(env, "127.0.0.1:8085")?,
+            server: ServerConfig::from_env(env, &ports::local(ports::LISTENER))?,
             amqp_url: env.url(
                 "AMQP_URL",
-                "amqp://guest:guest@127.0.0.1:5672/%2f",
+                &format!("amqp://guest:guest@127.0.0.1:{}/%2f", ports::RABBITMQ),
                 &["amqp", "amqps"],
             )?,
-            logger_url: env.url("LOGGER_URL", "http://127.0.0.1:8083", &["http", "https"])?,
+            logger_url: env.url(
+                "LOGGER_URL",
+                &ports::local_http(ports::LOGGER_HTTP),
+                &["http", "https"],
+            )?,
             prefetch,
             max_attempts,
             retry_backoff: env.seconds("RETRY_BACKOFF_SECS", "0.25")?,

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 
+use proto::ports;
 use service_kit::config::{ConfigError, Env, ServerConfig, Url};
 
 #[derive(Debug, Clone)]
@@ -21,12 +22,16 @@ pub struct Config {
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
-            server: ServerConfig::from_env(env, "127.0.0.1:8083")?,
-            rpc_addr: env.socket_addr("RPC_ADDR", "127.0.0.1:5001")?,
-            grpc_addr: env.socket_addr("GRPC_ADDR", "127.0.0.1:50001")?,
+            server: ServerConfig::from_env(env, &ports::local(ports::LOGGER_HTTP))?,
+            rpc_addr: env.socket_addr("RPC_ADDR", &ports::local(ports::LOGGER_RPC))?,
+            grpc_addr: env.socket_addr("GRPC_ADDR", &ports::local(ports::LOGGER_GRPC))?,
             // Only `mongodb://`: the driver is built without its DNS resolver,
             // so a `mongodb+srv://` URL could never connect.
-            mongo_url: env.url("MONGO_URL", "mongodb://127.0.0.1:27017", &["mongodb"])?,
+            mongo_url: env.url(
+                "MONGO_URL",
+                &format!("mongodb://127.0.0.1:{}", ports::MONGODB),
+                &["mongodb"],
+            )?,
             mongo_database: database_name(env)?,
         })
     }

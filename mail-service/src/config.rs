@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use lettre::Address;
+use proto::ports;
 use service_kit::config::{ConfigError, Env, Secret, ServerConfig};
 
 /// How the connection to the SMTP server is secured (`MAIL_ENCRYPTION`).
@@ -52,7 +53,7 @@ pub struct Config {
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let config = Self {
-            server: ServerConfig::from_env(env, "127.0.0.1:8084")?,
+            server: ServerConfig::from_env(env, &ports::local(ports::MAIL))?,
             host: env.string("MAIL_HOST", "127.0.0.1"),
             port: port(env)?,
             encryption: match env
@@ -85,7 +86,7 @@ impl Config {
 
 /// `MAIL_PORT`: a TCP port from 1 to 65535.
 fn port(env: &Env) -> Result<u16, ConfigError> {
-    let port: u16 = env.parse("MAIL_PORT", "1025")?;
+    let port: u16 = env.parse("MAIL_PORT", &ports::SMTP.to_string())?;
     if port == 0 {
         return Err(ConfigError {
             variable: "MAIL_PORT".to_owned(),

@@ -4,9 +4,11 @@
 //! - [`rpc`]: the logger's tarpc service.
 //! - [`http`]: the JSON payloads of the HTTP APIs and the response envelope.
 //! - [`amqp`]: the log event published to RabbitMQ.
+//! - [`ports`]: every port of the system.
 
 pub mod amqp;
 pub mod http;
+pub mod ports;
 pub mod rpc;
 
 /// The gRPC contract (package `logs`). Kept in its own module because tarpc

@@ -21,6 +21,7 @@ use serde_json::json;
 use crate::load::LoadResult;
 use crate::procs::{Usage, Watcher};
 use crate::scenarios::{Clients, Endpoints, Path};
+use proto::ports;
 
 pub struct Settings {
     pub duration: Duration,
@@ -134,7 +135,7 @@ async fn measure(
 
 /// The listener's count of stored events, from its `/metrics`.
 async fn listener_stored() -> anyhow::Result<u64> {
-    let text = reqwest::get("http://127.0.0.1:8085/metrics")
+    let text = reqwest::get(format!("{}/metrics", ports::local_http(ports::LISTENER)))
         .await?
         .text()
         .await?;

@@ -18,6 +18,7 @@ use tarpc::tokio_serde::formats::Json;
 use tonic::transport::Channel;
 
 use crate::load::Outcome;
+use proto::ports;
 
 /// Where the native stack listens (docs/contracts.md §2).
 pub struct Endpoints {
@@ -33,13 +34,13 @@ pub struct Endpoints {
 impl Default for Endpoints {
     fn default() -> Self {
         Self {
-            broker: "http://127.0.0.1:8080".into(),
-            logger: "http://127.0.0.1:8083".into(),
-            logger_rpc: "127.0.0.1:5001".into(),
-            logger_grpc: "http://127.0.0.1:50001".into(),
-            mongo: "mongodb://127.0.0.1:27017".into(),
+            broker: ports::local_http(ports::BROKER),
+            logger: ports::local_http(ports::LOGGER_HTTP),
+            logger_rpc: ports::local(ports::LOGGER_RPC),
+            logger_grpc: ports::local_http(ports::LOGGER_GRPC),
+            mongo: format!("mongodb://127.0.0.1:{}", ports::MONGODB),
             smtp_host: "127.0.0.1".into(),
-            smtp_port: 1025,
+            smtp_port: ports::SMTP,
         }
     }
 }

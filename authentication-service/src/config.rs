@@ -29,11 +29,7 @@ impl Config {
                 ),
                 &["postgres", "postgresql"],
             )?,
-            logger_url: env.url(
-                "LOGGER_URL",
-                &ports::local_http(ports::LOGGER_HTTP),
-                &["http", "https"],
-            )?,
+            logger_url: env.logger_url()?,
             migrate_timeout: env.seconds("MIGRATE_TIMEOUT_SECS", "30")?,
         })
     }

@@ -32,7 +32,7 @@ impl Config {
         Ok(Self {
             server: ServerConfig::from_env(env, &ports::local(ports::BROKER))?,
             auth_url: env.url("AUTH_URL", &ports::local_http(ports::AUTHENTICATION), HTTP)?,
-            logger_url: env.url("LOGGER_URL", &ports::local_http(ports::LOGGER_HTTP), HTTP)?,
+            logger_url: env.logger_url()?,
             logger_rpc_addr: env.host_port("LOGGER_RPC_ADDR", &ports::local(ports::LOGGER_RPC))?,
             logger_grpc_url: env.url(
                 "LOGGER_GRPC_URL",
@@ -40,11 +40,7 @@ impl Config {
                 HTTP,
             )?,
             mail_url: env.url("MAIL_URL", &ports::local_http(ports::MAIL), HTTP)?,
-            amqp_url: env.url(
-                "AMQP_URL",
-                &format!("amqp://guest:guest@127.0.0.1:{}/%2f", ports::RABBITMQ),
-                &["amqp", "amqps"],
-            )?,
+            amqp_url: env.amqp_url()?,
             upstream_timeout: env.seconds("UPSTREAM_TIMEOUT_SECS", "5")?,
         })
     }

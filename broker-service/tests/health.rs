@@ -1,7 +1,6 @@
 //! Liveness and readiness of the broker.
 
 use reqwest::StatusCode;
-use serde_json::Value;
 use service_kit::config::Url;
 use test_support::{config, spawn_broker};
 
@@ -9,9 +8,8 @@ use test_support::{config, spawn_broker};
 async fn healthz_and_ping_answer_while_the_process_runs() {
     let broker = spawn_broker(config::broker()).await;
     for path in ["/healthz", "/ping"] {
-        let response = broker.client.get(broker.url(path)).send().await.unwrap();
-        assert_eq!(response.status(), StatusCode::OK, "{path}");
-        let body: Value = response.json().await.unwrap();
+        let (status, body) = broker.get_json(path).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
         assert_eq!(body["error"], false);
     }
 }
@@ -19,14 +17,8 @@ async fn healthz_and_ping_answer_while_the_process_runs() {
 #[tokio::test]
 async fn readyz_names_every_dependency_that_is_down() {
     let broker = spawn_broker(config::broker()).await;
-    let response = broker
-        .client
-        .get(broker.url("/readyz"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let body: Value = response.json().await.unwrap();
+    let (status, body) = broker.get_json("/readyz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["error"], true);
     let message = body["message"].as_str().unwrap();
     for dependency in [
@@ -45,7 +37,7 @@ async fn readyz_is_green_once_every_dependency_answers() {
     // Another broker stands in as the next hop: all the check needs is a
     // /healthz that answers. RabbitMQ's check is a TCP connect.
     let mut next_hop = spawn_broker(config::broker()).await;
-    let next_hop_url = Url::parse(&next_hop.url("/")).unwrap();
+    let next_hop_url = next_hop.base_url();
     let amqp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let mut config = config::broker();
     config.auth_url = next_hop_url.clone();
@@ -58,25 +50,14 @@ async fn readyz_is_green_once_every_dependency_answers() {
     .unwrap();
     let broker = spawn_broker(config).await;
 
-    let response = broker
-        .client
-        .get(broker.url("/readyz"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let body: Value = response.json().await.unwrap();
+    let (status, body) = broker.get_json("/readyz").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["data"]["rabbitmq"], "ok", "{body}");
     assert_eq!(body["data"]["mail-service"], "ok", "{body}");
 
     // The next hop goes away: the broker is no longer ready.
     next_hop.stop().await;
-    let response = broker
-        .client
-        .get(broker.url("/readyz"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let (status, body) = broker.get_json("/readyz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     drop(amqp);
 }

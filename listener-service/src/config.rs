@@ -43,16 +43,8 @@ impl Config {
         }
         Ok(Self {
             server: ServerConfig::from_env(env, &ports::local(ports::LISTENER))?,
-            amqp_url: env.url(
-                "AMQP_URL",
-                &format!("amqp://guest:guest@127.0.0.1:{}/%2f", ports::RABBITMQ),
-                &["amqp", "amqps"],
-            )?,
-            logger_url: env.url(
-                "LOGGER_URL",
-                &ports::local_http(ports::LOGGER_HTTP),
-                &["http", "https"],
-            )?,
+            amqp_url: env.amqp_url()?,
+            logger_url: env.logger_url()?,
             prefetch,
             max_attempts,
             retry_backoff: env.seconds("RETRY_BACKOFF_SECS", "0.25")?,

@@ -113,15 +113,14 @@ async fn one_entry_can_be_read_updated_and_the_collection_dropped() {
 
     // updated_at has millisecond resolution.
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let response = logger
-        .client
-        .put(logger.url(&format!("/logs/{}", created.id)))
-        .json(&json!({"name": "renamed", "data": "two"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
-    let updated = data::<LogEntry>(&response.json().await.unwrap());
+    let (status, envelope) = logger
+        .put(
+            &format!("/logs/{}", created.id),
+            json!({"name": "renamed", "data": "two"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{envelope:?}");
+    let updated = data::<LogEntry>(&envelope);
     assert_eq!(updated.id, created.id);
     assert_eq!(
         (updated.name.as_str(), updated.data.as_str()),
@@ -133,13 +132,8 @@ async fn one_entry_can_be_read_updated_and_the_collection_dropped() {
     let (_, envelope) = logger.get(&format!("/logs/{}", created.id)).await;
     assert_eq!(data::<LogEntry>(&envelope), updated);
 
-    let response = logger
-        .client
-        .delete(logger.url("/logs"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
+    let (status, _) = logger.delete("/logs").await;
+    assert_eq!(status, 202);
     assert!(logger.list_logs("").await.is_empty());
     let (status, _) = logger.get(&format!("/logs/{}", created.id)).await;
     assert_eq!(status, 404);
@@ -150,13 +144,8 @@ async fn one_entry_can_be_read_updated_and_the_collection_dropped() {
     assert_eq!(logger.list_logs("").await.len(), 1);
     // Dropping an absent collection is fine too.
     for _ in 0..2 {
-        let response = logger
-            .client
-            .delete(logger.url("/logs"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 202);
+        let (status, _) = logger.delete("/logs").await;
+        assert_eq!(status, 202);
     }
     logger.stop().await;
 }
@@ -177,14 +166,10 @@ async fn malformed_ids_are_400_and_unknown_ids_404() {
     assert!(envelope.error);
 
     for (id, expected) in [("not-an-id", 400), (unknown, 404)] {
-        let response = logger
-            .client
-            .put(logger.url(&format!("/logs/{id}")))
-            .json(&json!({"name": "x", "data": "y"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), expected, "{id}");
+        let (status, _) = logger
+            .put(&format!("/logs/{id}"), json!({"name": "x", "data": "y"}))
+            .await;
+        assert_eq!(status, expected, "{id}");
     }
     logger.stop().await;
 }
@@ -213,14 +198,13 @@ async fn entries_that_break_the_bounds_are_refused_and_not_stored() {
         .post("/log", json!({"name": "kept", "data": "x"}))
         .await;
     let kept = data::<LogEntry>(&envelope);
-    let response = logger
-        .client
-        .put(logger.url(&format!("/logs/{}", kept.id)))
-        .json(&json!({"name": " ", "data": "y"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 400);
+    let (status, envelope) = logger
+        .put(
+            &format!("/logs/{}", kept.id),
+            json!({"name": " ", "data": "y"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{envelope:?}");
     assert_eq!(logger.list_logs("").await, [kept]);
 
     // Exactly at the bounds is fine.

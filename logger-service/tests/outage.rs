@@ -106,13 +106,8 @@ async fn the_created_at_index_is_created_at_start_and_after_a_drop() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    let response = logger
-        .client
-        .delete(logger.url("/logs"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
+    let (status, _) = logger.delete("/logs").await;
+    assert_eq!(status, 202);
     assert!(has_index().await, "re-created after the drop");
     logger.stop().await;
 }

@@ -18,6 +18,18 @@ fn email(address: &Value) -> &str {
     address["email"].as_str().unwrap_or_default()
 }
 
+/// Sends `body` through a mail-service of its own to a catcher of its own,
+/// which must accept it: the mail as received.
+async fn deliver(body: Value) -> Value {
+    let mut catcher = MailCatcher::start().await;
+    let mut mail = spawn_mail(config::mail(catcher.port)).await;
+    let (status, envelope) = mail.post("/send", body).await;
+    assert_eq!(status, 202, "{envelope:?}");
+    let received = catcher.next_mail().await;
+    mail.stop().await;
+    received
+}
+
 #[tokio::test]
 async fn a_mail_arrives_with_a_plain_part_as_given_and_an_inlined_html_part() {
     let mut catcher = MailCatcher::start().await;
@@ -70,20 +82,12 @@ async fn a_mail_arrives_with_a_plain_part_as_given_and_an_inlined_html_part() {
 
 #[tokio::test]
 async fn line_breaks_become_html_paragraphs_and_breaks() {
-    let mut catcher = MailCatcher::start().await;
-    let mut mail = spawn_mail(config::mail(catcher.port)).await;
-    let (status, _) = mail
-        .post(
-            "/send",
-            json!({
-                "to": "bob@example.com",
-                "subject": "Lines",
-                "message": "first line\nsecond line\n\nnext paragraph",
-            }),
-        )
-        .await;
-    assert_eq!(status, 202);
-    let received = catcher.next_mail().await;
+    let received = deliver(json!({
+        "to": "bob@example.com",
+        "subject": "Lines",
+        "message": "first line\nsecond line\n\nnext paragraph",
+    }))
+    .await;
     let html = received["html"].as_str().unwrap();
     assert!(html.contains("first line<br"), "{html}");
     assert_eq!(html.matches("<p ").count(), 2, "{html}");
@@ -92,7 +96,6 @@ async fn line_breaks_become_html_paragraphs_and_breaks() {
         plain.contains("first line\nsecond line\n\nnext paragraph"),
         "{plain:?}"
     );
-    mail.stop().await;
 }
 
 #[tokio::test]
@@ -129,20 +132,12 @@ async fn an_empty_from_is_the_configured_sender() {
 
 #[tokio::test]
 async fn non_ascii_text_and_subject_survive() {
-    let mut catcher = MailCatcher::start().await;
-    let mut mail = spawn_mail(config::mail(catcher.port)).await;
-    let (status, _) = mail
-        .post(
-            "/send",
-            json!({
-                "to": "Zoë <zoe@example.com>",
-                "subject": "Grüße aus Köln ✉",
-                "message": "Schöne Grüße – bis bald!",
-            }),
-        )
-        .await;
-    assert_eq!(status, 202);
-    let received = catcher.next_mail().await;
+    let received = deliver(json!({
+        "to": "Zoë <zoe@example.com>",
+        "subject": "Grüße aus Köln ✉",
+        "message": "Schöne Grüße – bis bald!",
+    }))
+    .await;
     assert_eq!(received["subject"], "Grüße aus Köln ✉");
     assert_eq!(received["to"][0]["name"], "Zoë");
     assert!(
@@ -152,7 +147,6 @@ async fn non_ascii_text_and_subject_survive() {
             .contains("Schöne Grüße – bis bald!")
     );
     assert!(received["html"].as_str().unwrap().contains("Schöne Grüße"));
-    mail.stop().await;
 }
 
 #[tokio::test]

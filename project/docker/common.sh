@@ -42,6 +42,19 @@ timing() {
 
 mk() { make --no-print-directory "$@"; }
 
+# first_deploy LABEL TARGET ENV_FILE WAIT WHAT: `make TARGET` on a machine
+# without ENV_FILE (it must be created from .env.example), then WAIT 300
+# (the scenario's wait for every container healthy), timed as WHAT.
+first_deploy() {
+  local label=$1 target=$2 env_file=$3 wait=$4 what=$5 started
+  say "$label: make $target (fresh $env_file)"
+  started=$(date +%s)
+  mk "$target"
+  [ -f "$env_file" ] || die "$label: make $target did not create $env_file from .env.example"
+  "$wait" 300
+  timing "$what" "$(since "$started")"
+}
+
 # deployed_browser_test LABEL: the test page of the running stack in headless
 # Chromium, through Caddy on port 80 (support/system-tests/tests/deployed.rs).
 deployed_browser_test() {

@@ -56,12 +56,8 @@ wait_healthy() {
 edge() { curl -fsS --max-time 10 "$@"; }
 
 cleanup
-say "compose: make up-build (project $project, fresh $env_file)"
-started=$(date +%s)
-mk up-build
-[ -f "$env_file" ] || die "compose: make up-build did not create $env_file from .env.example"
-wait_healthy 300
-timing "compose: make up-build, cached images, to all healthy" "$(since "$started")"
+first_deploy "compose (project $project)" up-build "$env_file" wait_healthy \
+  "compose: make up-build, cached images, to all healthy"
 
 deployed_browser_test compose
 

@@ -141,12 +141,8 @@ if [ "$(swarm_state)" != active ]; then
   initialised=true
 fi
 
-say "swarm: make swarm-deploy (stack $stack, fresh $env_file)"
-started=$(date +%s)
-mk swarm-deploy
-[ -f "$env_file" ] || die "swarm: make swarm-deploy did not create $env_file from .env.example"
-wait_converged 300
-timing "swarm: make swarm-deploy to every task healthy" "$(since "$started")"
+first_deploy "swarm (stack $stack)" swarm-deploy "$env_file" wait_converged \
+  "swarm: make swarm-deploy to every task healthy"
 
 deployed_browser_test swarm
 

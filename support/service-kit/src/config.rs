@@ -151,6 +151,25 @@ impl Env {
     }
 }
 
+impl Env {
+    /// `LOGGER_URL`: logger-service's HTTP base URL, read the same way by
+    /// every service that calls it (broker, authentication, listener).
+    pub fn logger_url(&self) -> Result<Url, ConfigError> {
+        let default = proto::ports::local_http(proto::ports::LOGGER_HTTP);
+        self.url("LOGGER_URL", &default, &["http", "https"])
+    }
+
+    /// `AMQP_URL`: RabbitMQ, read the same way by the broker and the
+    /// listener.
+    pub fn amqp_url(&self) -> Result<Url, ConfigError> {
+        let default = format!(
+            "amqp://guest:guest@127.0.0.1:{}/%2f",
+            proto::ports::RABBITMQ
+        );
+        self.url("AMQP_URL", &default, &["amqp", "amqps"])
+    }
+}
+
 /// Settings every HTTP server of the system takes.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {

@@ -70,6 +70,18 @@ impl TestApp {
         (status, envelope(body))
     }
 
+    /// `PUT path` with `body` as JSON: the status and the envelope.
+    pub async fn put(&self, path: &str, body: impl Serialize) -> (StatusCode, Envelope) {
+        let (status, body) = read(self.client.put(self.url(path)).json(&body)).await;
+        (status, envelope(body))
+    }
+
+    /// `DELETE path`: the status and the envelope.
+    pub async fn delete(&self, path: &str) -> (StatusCode, Envelope) {
+        let (status, body) = read(self.client.delete(self.url(path))).await;
+        (status, envelope(body))
+    }
+
     /// `GET path`: the status and the body exactly as sent, for tests of
     /// the wire shape.
     pub async fn get_json(&self, path: &str) -> (StatusCode, Value) {

@@ -31,11 +31,12 @@ impl GrpcLogger {
     }
 
     /// Writes one entry; answers the logger's result (`"logged!"`).
-    pub async fn log(&self, name: &str, data: &str) -> Result<String, ApiError> {
+    pub async fn log(&self, name: &str, data: &str, id: &str) -> Result<String, ApiError> {
         let mut request = tonic::Request::new(LogRequest {
             log_entry: Some(Log {
                 name: name.to_owned(),
                 data: data.to_owned(),
+                id: id.to_owned(),
             }),
         });
         if let Some(id) = request_id::current().and_then(|id| id.parse().ok()) {

@@ -87,12 +87,18 @@ async fn send_mail(state: &AppState, mail: MailPayload) -> Answer {
     accepted(format!("Message sent to {}", mail.to), None)
 }
 
-async fn log(state: &AppState, transport: Transport, entry: LogPayload) -> Answer {
+async fn log(state: &AppState, transport: Transport, mut entry: LogPayload) -> Answer {
     validate(&entry)?;
+    // The entry's id, given here once so that no retry on any transport
+    // (tarpc's, the listener's redelivery, a caller's own) stores it twice.
+    let id = entry
+        .id
+        .get_or_insert_with(|| bson::oid::ObjectId::new().to_hex())
+        .clone();
     let message = match transport {
-        Transport::Rpc => state.rpc_logger.log(&entry.name, &entry.data).await?,
+        Transport::Rpc => state.rpc_logger.log(&entry.name, &entry.data, &id).await?,
         Transport::Grpc => {
-            state.grpc_logger.log(&entry.name, &entry.data).await?;
+            state.grpc_logger.log(&entry.name, &entry.data, &id).await?;
             format!("Processed payload via gRPC: {}", entry.name)
         }
         Transport::Http => {
@@ -110,6 +116,7 @@ async fn log(state: &AppState, transport: Transport, entry: LogPayload) -> Answe
                 .publish(
                     entry.level.unwrap_or_default(),
                     &event,
+                    &id,
                     request_id::current().as_deref(),
                 )
                 .await
@@ -136,7 +143,11 @@ fn publish_failure(e: PublishError) -> ApiError {
 /// The logger's bounds, checked here too so a bad entry is refused the same
 /// way on every transport, before anything is sent.
 fn validate(entry: &LogPayload) -> Result<(), ApiError> {
-    proto::check_log_entry(&entry.name, &entry.data).map_err(ApiError::BadRequest)
+    proto::check_log_entry(&entry.name, &entry.data).map_err(ApiError::BadRequest)?;
+    match &entry.id {
+        Some(id) => proto::check_entry_id(id).map_err(ApiError::BadRequest),
+        None => Ok(()),
+    }
 }
 
 /// The newest entries, for the test page: `GET /logs?limit=N&skip=M`, under

@@ -31,9 +31,10 @@ impl RpcLogger {
     }
 
     /// Writes one entry; answers the logger's `"Processed payload via RPC: <name>"`.
-    pub async fn log(&self, name: &str, data: &str) -> Result<String, ApiError> {
-        // A call that finds the connection already gone was never sent, so
-        // it is retried once on a fresh connection.
+    pub async fn log(&self, name: &str, data: &str, id: &str) -> Result<String, ApiError> {
+        // A call that finds the connection already gone is retried once on
+        // a fresh connection; the entry's id keeps a call that did arrive
+        // from being stored twice.
         for attempt in 0..2 {
             let (number, client) = self.connection.get(|_| true, || self.dial()).await?;
             let mut ctx = context::current();
@@ -43,7 +44,10 @@ impl RpcLogger {
             {
                 ctx.trace_context.trace_id = trace_id.into();
             }
-            match client.log_info(ctx, name.to_owned(), data.to_owned()).await {
+            match client
+                .log_info(ctx, name.to_owned(), data.to_owned(), Some(id.to_owned()))
+                .await
+            {
                 Ok(Ok(answer)) => return Ok(answer),
                 Ok(Err(LogRpcError::InvalidArgument(m))) => return Err(ApiError::BadRequest(m)),
                 Ok(Err(LogRpcError::Unavailable(m))) => {

@@ -24,7 +24,7 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Connection, ConnectionProperties};
 use proto::amqp::{LogEvent, QUEUE};
-use proto::http::REQUEST_ID_HEADER;
+use proto::http::{LogPayload, REQUEST_ID_HEADER};
 use reqwest::StatusCode;
 use resilience::Backoff;
 use service_kit::request_id;
@@ -158,9 +158,21 @@ impl Consumer {
             return self.dead_letter(&delivery, &reason).await;
         }
         let request_id = delivery_request_id(&delivery);
+        // The broker's message id is the entry's id, so a redelivered event
+        // is stored once.
+        let entry = LogPayload {
+            name: event.name,
+            data: event.data,
+            level: None,
+            id: delivery
+                .properties
+                .message_id()
+                .as_ref()
+                .map(|id| id.to_string()),
+        };
         let mut backoff = Backoff::new(self.retry_backoff, BACKOFF_MAX);
         for attempt in 1..=self.max_attempts {
-            let store = self.logger.post("/log", &event);
+            let store = self.logger.post("/log", &entry);
             let failure = match request_id::scope(request_id.clone(), store).await {
                 Ok(reply) if reply.status.is_success() => {
                     match delivery.acker.ack(BasicAckOptions::default()).await {

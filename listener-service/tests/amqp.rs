@@ -42,12 +42,17 @@ impl Stack {
     }
 
     async fn publish(&self, name: &str) {
+        self.publish_as(name, &test_support::new_entry_id()).await;
+    }
+
+    /// Publishes an event as message `id`, as the broker does.
+    async fn publish_as(&self, name: &str, id: &str) {
         let event = LogEvent {
             name: name.into(),
             data: format!("data of {name}"),
         };
         self.publisher
-            .publish(Level::Info, &event, None)
+            .publish(Level::Info, &event, id, None)
             .await
             .expect("RabbitMQ confirms the event");
     }
@@ -285,4 +290,35 @@ async fn readyz_and_metrics_report_the_consumer() {
     assert_eq!(body["error"], true);
     assert_eq!(body["data"]["rabbitmq"], "no consumer is running");
     unreachable.stop().await;
+}
+
+#[tokio::test]
+async fn a_message_delivered_twice_is_stored_once() {
+    let stack = Stack::start().await;
+    // The same message id twice: a redelivery, as after a connection cut
+    // between the store and the acknowledgement.
+    let id = test_support::new_entry_id();
+    stack.publish_as("twice", &id).await;
+    stack.publish_as("twice", &id).await;
+    stack.publish("after").await;
+    let mut listener = stack.listener().await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            Metrics::get(&listener.metrics.stored) == 3
+        })
+        .await,
+        "all three deliveries acknowledged"
+    );
+    let entries = stack.logger.list_logs("?limit=10").await;
+    let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(
+        names.iter().filter(|n| **n == "twice").count(),
+        1,
+        "{names:?}"
+    );
+    assert!(
+        entries.iter().any(|e| e.id == id),
+        "stored under the message id"
+    );
+    listener.stop().await;
 }

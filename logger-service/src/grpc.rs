@@ -56,7 +56,8 @@ impl LogService for GrpcLogService {
                 .into_inner()
                 .log_entry
                 .ok_or_else(|| Status::invalid_argument("log_entry is required"))?;
-            self.store.insert(NewLog::new(log.name, log.data)?).await?;
+            let entry = NewLog::new(log.name, log.data)?.with_id(Some(&log.id))?;
+            self.store.insert(entry).await?;
             Ok(Response::new(LogResponse {
                 result: "logged!".to_owned(),
             }))

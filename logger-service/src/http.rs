@@ -34,9 +34,8 @@ async fn write_log(
     State(store): State<LogStore>,
     JsonBody(payload): JsonBody<LogPayload>,
 ) -> Result<Accepted<LogEntry>, ApiError> {
-    let entry = store
-        .insert(NewLog::new(payload.name, payload.data)?)
-        .await?;
+    let entry = NewLog::new(payload.name, payload.data)?.with_id(payload.id.as_deref())?;
+    let entry = store.insert(entry).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(Envelope::with_data("logged", entry)),

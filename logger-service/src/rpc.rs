@@ -56,11 +56,12 @@ impl LogService for RpcLogService {
         context: tarpc::context::Context,
         name: String,
         data: String,
+        id: Option<String>,
     ) -> Result<String, LogRpcError> {
         let started = Instant::now();
         let request_id = request_id::from_trace_id(context.trace_context.trace_id.into());
         let result = async {
-            let entry = NewLog::new(name, data)?;
+            let entry = NewLog::new(name, data)?.with_id(id.as_deref())?;
             let message = format!("Processed payload via RPC: {}", entry.name());
             self.store.insert(entry).await?;
             Ok::<_, StoreError>(message)

@@ -17,6 +17,7 @@ use mongodb::bson::oid::ObjectId;
 use mongodb::bson::{DateTime, doc};
 use mongodb::error::ErrorKind;
 use mongodb::options::{ClientOptions, ReturnDocument};
+use mongodb::results::InsertManyResult;
 use mongodb::{Client, Collection, IndexModel};
 use proto::http::{LogEntry, MAX_PAGE_LIMIT, Page};
 use resilience::Backoff;
@@ -66,6 +67,7 @@ impl From<mongodb::error::Error> for StoreError {
 /// A log entry that passed validation, ready to be stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewLog {
+    id: Option<ObjectId>,
     name: String,
     data: String,
 }
@@ -76,7 +78,22 @@ impl NewLog {
     /// are stored as given.
     pub fn new(name: String, data: String) -> Result<Self, StoreError> {
         proto::check_log_entry(&name, &data).map_err(StoreError::InvalidArgument)?;
-        Ok(Self { name, data })
+        Ok(Self {
+            id: None,
+            name,
+            data,
+        })
+    }
+
+    /// The entry's id as the caller gave it (24 hex digits); none or empty:
+    /// the store makes one. An entry written twice with the same id is
+    /// stored once.
+    pub fn with_id(mut self, id: Option<&str>) -> Result<Self, StoreError> {
+        self.id = match id {
+            None | Some("") => None,
+            Some(id) => Some(parse_id(id)?),
+        };
+        Ok(self)
     }
 
     pub fn name(&self) -> &str {
@@ -138,8 +155,20 @@ const WRITERS: usize = 4;
 /// An entry waiting to be stored, and who to tell once it is.
 struct PendingWrite {
     doc: LogDocument,
-    stored: oneshot::Sender<Result<(), BatchFailure>>,
+    stored: oneshot::Sender<Result<Stored, BatchFailure>>,
 }
+
+/// How an entry came to be in the collection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stored {
+    /// Written now.
+    New,
+    /// An entry with its id was already there (a retried write).
+    AlreadyThere,
+}
+
+/// MongoDB's code for a duplicate key.
+const DUPLICATE_KEY: i32 = 11000;
 
 /// Why a batch was not stored, shareable by all its callers.
 #[derive(Debug, Clone)]
@@ -175,22 +204,63 @@ async fn write_batches(logs: Collection<LogDocument>, mut pending: mpsc::Receive
         let logs = logs.clone();
         tokio::spawn(async move {
             let docs: Vec<&LogDocument> = writes.iter().map(|w| &w.doc).collect();
-            let result = bounded(logs.insert_many(docs).ordered(false))
-                .await
-                .map(drop)
-                .map_err(|e| match e {
-                    StoreError::Unavailable(m) => BatchFailure::Unavailable(m),
-                    other => BatchFailure::Internal(format!("{other:#}")),
-                });
+            let outcomes = outcomes(
+                writes.len(),
+                within_limit(logs.insert_many(docs).ordered(false)).await,
+            );
             if writes.len() > 1 {
-                tracing::debug!(entries = writes.len(), ok = result.is_ok(), "batch stored");
+                tracing::debug!(entries = writes.len(), "batch stored");
             }
-            for write in writes {
-                let _ = write.stored.send(result.clone());
+            for (write, outcome) in writes.into_iter().zip(outcomes) {
+                let _ = write.stored.send(outcome);
             }
             drop(writer);
         });
     }
+}
+
+/// Each entry's outcome of one unordered `insert_many` of `count` entries:
+/// every entry MongoDB did not report stored; one it refused as a duplicate
+/// key was stored before; one it refused otherwise, or all of them when the
+/// whole call failed, is not (and may be written again: its id keeps that
+/// from doubling it).
+fn outcomes(
+    count: usize,
+    result: Result<mongodb::error::Result<InsertManyResult>, StoreError>,
+) -> Vec<Result<Stored, BatchFailure>> {
+    let all_failed = |e: StoreError| {
+        let failure = match e {
+            StoreError::Unavailable(m) => BatchFailure::Unavailable(m),
+            other => BatchFailure::Internal(format!("{other:#}")),
+        };
+        vec![Err(failure); count]
+    };
+    let error = match result {
+        Ok(Ok(_)) => return vec![Ok(Stored::New); count],
+        Ok(Err(error)) => error,
+        Err(timeout) => return all_failed(timeout),
+    };
+    let ErrorKind::InsertMany(failure) = &*error.kind else {
+        return all_failed(StoreError::from(error));
+    };
+    let mut outcomes = vec![Ok(Stored::New); count];
+    if let Some(concern) = &failure.write_concern_error {
+        let failure = BatchFailure::Internal(format!("write concern: {}", concern.message));
+        outcomes.fill(Err(failure));
+    }
+    for write in failure.write_errors.iter().flatten() {
+        if let Some(outcome) = outcomes.get_mut(write.index) {
+            *outcome = if write.code == DUPLICATE_KEY {
+                Ok(Stored::AlreadyThere)
+            } else {
+                Err(BatchFailure::Internal(format!(
+                    "MongoDB refused the entry ({}): {}",
+                    write.code, write.message
+                )))
+            };
+        }
+    }
+    outcomes
 }
 
 impl LogStore {
@@ -214,11 +284,13 @@ impl LogStore {
         })
     }
 
-    /// Stores a new entry and returns it as stored.
+    /// Stores a new entry and returns it as stored. An entry whose id is
+    /// already there is not stored again: the one there is returned.
     pub async fn insert(&self, entry: NewLog) -> Result<LogEntry, StoreError> {
         let now = DateTime::now();
         let doc = LogDocument {
-            id: ObjectId::new(),
+            // A new ObjectId when the caller gave none.
+            id: entry.id.unwrap_or_default(),
             name: entry.name,
             data: entry.data,
             created_at: now,
@@ -232,7 +304,11 @@ impl LogStore {
             .await
             .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
         match outcome.await {
-            Ok(Ok(())) => Ok(entry),
+            Ok(Ok(Stored::New)) => Ok(entry),
+            Ok(Ok(Stored::AlreadyThere)) => {
+                tracing::debug!(id = entry.id, "already stored");
+                self.get(&entry.id).await
+            }
             Ok(Err(failure)) => Err(failure.into()),
             Err(_) => Err(StoreError::Unavailable("the writer has stopped".into())),
         }
@@ -339,13 +415,22 @@ impl LogStore {
 async fn bounded<T>(
     operation: impl IntoFuture<Output = mongodb::error::Result<T>>,
 ) -> Result<T, StoreError> {
-    match tokio::time::timeout(OPERATION_TIMEOUT, operation).await {
-        Ok(result) => result.map_err(StoreError::from),
-        Err(_) => Err(StoreError::Unavailable(format!(
-            "no answer within {} ms",
-            OPERATION_TIMEOUT.as_millis()
-        ))),
-    }
+    within_limit(operation).await?.map_err(StoreError::from)
+}
+
+/// The operation's own result, or [`StoreError::Unavailable`] when it took
+/// longer than [`OPERATION_TIMEOUT`].
+async fn within_limit<T>(
+    operation: impl IntoFuture<Output = mongodb::error::Result<T>>,
+) -> Result<mongodb::error::Result<T>, StoreError> {
+    tokio::time::timeout(OPERATION_TIMEOUT, operation)
+        .await
+        .map_err(|_| {
+            StoreError::Unavailable(format!(
+                "no answer within {} ms",
+                OPERATION_TIMEOUT.as_millis()
+            ))
+        })
 }
 
 /// `/readyz`: ready while MongoDB answers a `ping`.

@@ -14,6 +14,7 @@ fn request(name: &str, data: &str) -> LogRequest {
         log_entry: Some(Log {
             name: name.to_owned(),
             data: data.to_owned(),
+            id: String::new(),
         }),
     }
 }
@@ -78,5 +79,23 @@ async fn the_health_service_reports_serving() {
             .into_inner();
         assert_eq!(answer.status(), ServingStatus::Serving, "{service:?}");
     }
+    logger.stop().await;
+}
+
+#[tokio::test]
+async fn a_write_repeated_with_its_id_stores_the_entry_once() {
+    let mut logger = spawn_logger().await;
+    let mut client = LogServiceClient::connect(logger.grpc_url.to_string())
+        .await
+        .unwrap();
+    let id = test_support::new_entry_id();
+    for _ in 0..3 {
+        let mut write = request("once", "x");
+        write.log_entry.as_mut().unwrap().id = id.clone();
+        client.write_log(write).await.unwrap();
+    }
+    let entries = logger.list_logs("").await;
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].id, id);
     logger.stop().await;
 }

@@ -228,3 +228,42 @@ async fn readiness_reports_mongodb() {
     assert_eq!(status, 200);
     logger.stop().await;
 }
+
+#[tokio::test]
+async fn an_entry_written_twice_with_its_id_is_stored_once() {
+    let mut logger = spawn_logger().await;
+    let id = test_support::new_entry_id();
+    let body = json!({"name": "once", "data": "x", "id": id});
+    let (status, first) = logger.post("/log", body.clone()).await;
+    assert_eq!(status, 202, "{first:?}");
+    let first = data::<LogEntry>(&first);
+    assert_eq!(first.id, id, "the caller's id is the entry's id");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let (status, again) = logger.post("/log", body).await;
+    assert_eq!(status, 202, "a repeated write succeeds: {again:?}");
+    assert_eq!(
+        data::<LogEntry>(&again),
+        first,
+        "and answers the stored entry"
+    );
+    assert_eq!(logger.list_logs("").await, [first]);
+
+    // Concurrent writes of a few ids, the same id often in one batch.
+    let ids: Vec<String> = (0..5).map(|_| test_support::new_entry_id()).collect();
+    let writes = (0..60).map(|n| {
+        let body = json!({"name": format!("entry-{}", n % 5), "id": ids[n % 5]});
+        let logger = &logger;
+        async move { logger.post("/log", body).await.0 }
+    });
+    for status in futures::future::join_all(writes).await {
+        assert_eq!(status, 202);
+    }
+    assert_eq!(logger.list_logs("?limit=100").await.len(), 1 + ids.len());
+
+    let (status, envelope) = logger
+        .post("/log", json!({"name": "bad", "id": "not-an-object-id"}))
+        .await;
+    assert_eq!(status, 400, "{envelope:?}");
+    assert!(envelope.message.contains("malformed id"), "{envelope:?}");
+    logger.stop().await;
+}

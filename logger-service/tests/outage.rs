@@ -57,7 +57,12 @@ async fn the_service_starts_without_mongodb_and_the_other_transports_say_unavail
     let client = LogServiceClient::new(tarpc::client::Config::default(), transport).spawn();
     let started = Instant::now();
     let answer = client
-        .log_info(tarpc::context::current(), "event".into(), String::new())
+        .log_info(
+            tarpc::context::current(),
+            "event".into(),
+            String::new(),
+            None,
+        )
         .await
         .unwrap();
     assert!(
@@ -75,6 +80,7 @@ async fn the_service_starts_without_mongodb_and_the_other_transports_say_unavail
             log_entry: Some(proto::grpc::Log {
                 name: "event".into(),
                 data: String::new(),
+                id: String::new(),
             }),
         })
         .await

@@ -17,7 +17,12 @@ async fn log_info_stores_the_entry() {
     let mut logger = spawn_logger().await;
     let client = client(&logger.rpc_addr).await;
     let answer = client
-        .log_info(tarpc::context::current(), "event".into(), "via rpc".into())
+        .log_info(
+            tarpc::context::current(),
+            "event".into(),
+            "via rpc".into(),
+            None,
+        )
         .await
         .expect("the call completes");
     assert_eq!(answer, Ok("Processed payload via RPC: event".to_owned()));
@@ -31,7 +36,12 @@ async fn log_info_stores_the_entry() {
 
     // The connection is reused for the next call.
     let answer = client
-        .log_info(tarpc::context::current(), "second".into(), String::new())
+        .log_info(
+            tarpc::context::current(),
+            "second".into(),
+            String::new(),
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(answer, Ok("Processed payload via RPC: second".to_owned()));
@@ -49,7 +59,7 @@ async fn invalid_entries_are_refused_and_not_stored() {
         "n".repeat(MAX_LOG_NAME_BYTES + 1),
     ] {
         let answer = client
-            .log_info(tarpc::context::current(), name.clone(), "x".into())
+            .log_info(tarpc::context::current(), name.clone(), "x".into(), None)
             .await
             .unwrap();
         assert!(
@@ -66,7 +76,12 @@ async fn shutdown_closes_open_rpc_connections() {
     let mut logger = spawn_logger().await;
     let client = client(&logger.rpc_addr).await;
     client
-        .log_info(tarpc::context::current(), "before".into(), String::new())
+        .log_info(
+            tarpc::context::current(),
+            "before".into(),
+            String::new(),
+            None,
+        )
         .await
         .unwrap()
         .unwrap();
@@ -75,9 +90,37 @@ async fn shutdown_closes_open_rpc_connections() {
     logger.stop().await;
     assert!(
         client
-            .log_info(tarpc::context::current(), "after".into(), String::new())
+            .log_info(
+                tarpc::context::current(),
+                "after".into(),
+                String::new(),
+                None
+            )
             .await
             .is_err()
     );
     assert!(tokio::net::TcpStream::connect(&rpc_addr).await.is_err());
+}
+
+#[tokio::test]
+async fn a_call_repeated_with_its_id_stores_the_entry_once() {
+    let mut logger = spawn_logger().await;
+    let client = client(&logger.rpc_addr).await;
+    let id = test_support::new_entry_id();
+    for _ in 0..3 {
+        let answer = client
+            .log_info(
+                tarpc::context::current(),
+                "once".into(),
+                "x".into(),
+                Some(id.clone()),
+            )
+            .await
+            .unwrap();
+        assert_eq!(answer, Ok("Processed payload via RPC: once".to_owned()));
+    }
+    let entries = logger.list_logs("").await;
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].id, id);
+    logger.stop().await;
 }

@@ -160,7 +160,10 @@ impl std::fmt::Debug for AuthPayload {
 }
 
 /// A log entry to write. `level` only matters for the `amqp` transport,
-/// where it picks the routing key (`log.INFO` by default).
+/// where it picks the routing key (`log.INFO` by default). `id` (24 hex
+/// digits, an ObjectId) is the entry's id: a write repeated with the same
+/// id stores the entry once. The broker gives every entry one (the caller's
+/// own, if it sent one); the logger makes one for a write without.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogPayload {
     pub name: String,
@@ -168,6 +171,8 @@ pub struct LogPayload {
     pub data: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub level: Option<Level>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
 }
 
 /// A mail to send through mail-service's `POST /send`. An empty `from`

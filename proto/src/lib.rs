@@ -43,3 +43,12 @@ pub fn check_log_entry(name: &str, data: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// An entry's id is 24 hex digits (a MongoDB ObjectId), on every transport.
+pub fn check_entry_id(id: &str) -> Result<(), String> {
+    if id.len() == 24 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(())
+    } else {
+        Err(format!("malformed id {id:?}: expected 24 hex digits"))
+    }
+}

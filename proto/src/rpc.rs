@@ -23,8 +23,14 @@ impl std::fmt::Display for LogRpcError {
 impl std::error::Error for LogRpcError {}
 
 /// Writes one log entry. On success the answer is
-/// `"Processed payload via RPC: <name>"`.
+/// `"Processed payload via RPC: <name>"`. `id` (24 hex digits, an ObjectId)
+/// makes the write idempotent: a retried call with the same id stores the
+/// entry once. `None`: the logger makes an id.
 #[tarpc::service]
 pub trait LogService {
-    async fn log_info(name: String, data: String) -> Result<String, LogRpcError>;
+    async fn log_info(
+        name: String,
+        data: String,
+        id: Option<String>,
+    ) -> Result<String, LogRpcError>;
 }

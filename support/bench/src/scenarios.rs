@@ -200,6 +200,7 @@ impl Path {
                                 tarpc::context::current(),
                                 "bench".into(),
                                 format!("entry {n} over tarpc"),
+                                None,
                             )
                             .await;
                         match answer {
@@ -213,6 +214,7 @@ impl Path {
                             log_entry: Some(Log {
                                 name: "bench".into(),
                                 data: format!("entry {n} over gRPC"),
+                                id: String::new(),
                             }),
                         };
                         c.grpc

@@ -67,12 +67,14 @@ impl Publisher {
 
     /// Publishes `event` persistently with the routing key of `level` and
     /// returns once RabbitMQ confirmed it (stored in the durable queue).
-    /// Publishes `event` with `level`'s routing key, carrying `request_id`
-    /// (if any) in the `x-request-id` message header.
+    /// Publishes `event` with `level`'s routing key, as message `id` (the
+    /// entry's id: the listener stores a redelivered message once), carrying
+    /// `request_id` (if any) in the `x-request-id` message header.
     pub async fn publish(
         &self,
         level: Level,
         event: &LogEvent,
+        id: &str,
         request_id: Option<&str>,
     ) -> Result<(), PublishError> {
         let payload = serde_json::to_vec(event)
@@ -81,7 +83,8 @@ impl Publisher {
         let publish = async {
             let mut properties = BasicProperties::default()
                 .with_delivery_mode(PERSISTENT)
-                .with_content_type("application/json".into());
+                .with_content_type("application/json".into())
+                .with_message_id(id.into());
             if let Some(id) = request_id {
                 let mut headers = FieldTable::default();
                 headers.insert(REQUEST_ID_HEADER.into(), AMQPValue::LongString(id.into()));

@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use listener_service::Metrics;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use test_support::{System, TestApp, eventually};
@@ -232,4 +233,38 @@ async fn every_transport_survives_a_logger_restart() {
         );
         assert_eq!(body["message"], message);
     }
+}
+
+#[tokio::test]
+async fn an_entry_sent_again_with_its_id_is_stored_once_whatever_the_transport() {
+    let system = System::start().await;
+    let id = test_support::new_entry_id();
+    for transport in ["rpc", "http", "grpc", "amqp", "http"] {
+        let (status, body) = handle(
+            &system.broker,
+            json!({"action": "log", "transport": transport, "log": {"name": "retried", "data": "x", "id": id}}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{transport}: {body}");
+    }
+    // The amqp one has gone through the listener by the time it is acked.
+    let drained = eventually(Duration::from_secs(10), || async {
+        Metrics::get(&system.listener.metrics.stored) == 1
+    })
+    .await;
+    assert!(drained, "the listener stored (or found) the amqp one");
+    let entries = system.broker.list_logs("?limit=50").await;
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0].id, id);
+
+    let (status, body) = handle(
+        &system.broker,
+        json!({"action": "log", "log": {"name": "bad-id", "id": "xyz"}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("malformed id"),
+        "{body}"
+    );
 }

@@ -28,6 +28,11 @@ pub use services::{
 };
 pub use system::System;
 
+/// A new log entry id (24 hex digits), as the broker makes them.
+pub fn new_entry_id() -> String {
+    bson::oid::ObjectId::new().to_hex()
+}
+
 /// Service logs on stderr when `TEST_LOG` is set; quiet otherwise.
 pub fn init_tracing() {
     if std::env::var_os("TEST_LOG").is_some() {

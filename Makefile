@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 NATIVE := project/native
 
-.PHONY: help start stop run restart build infra test-infra screenshot bench soak test lint fmt check-fmt clippy test-rust test-native
+.PHONY: help start stop run restart replay-dead-letters build infra test-infra screenshot bench soak test lint fmt check-fmt clippy test-rust test-native
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -18,6 +18,9 @@ run: ## `make start` in the foreground; Ctrl-C stops everything
 
 restart: ## rebuild and restart the services
 	@$(NATIVE)/stop.sh && $(NATIVE)/start.sh
+
+replay-dead-letters: ## move the events in RabbitMQ's logs.dead back to the log exchange (AMQP_URL, as the listener)
+	cargo run --quiet --release -p listener-service --bin replay-dead-letters
 
 build: ## build every crate (release)
 	cargo build --workspace --release

@@ -39,6 +39,7 @@ RUN apt-get update \
         --home-dir /nonexistent --shell /usr/sbin/nologin app
 COPY project/docker-entrypoint.sh /usr/local/bin/docker-entrypoint
 COPY --from=builder /src/target/release/listener-service /usr/local/bin/listener-service
+COPY --from=builder /src/target/release/replay-dead-letters /usr/local/bin/replay-dead-letters
 # Natively the service listens on 127.0.0.1; in a container on every interface.
 ENV HTTP_ADDR=0.0.0.0:8085 \
     LOG_FORMAT=json

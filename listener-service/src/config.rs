@@ -15,9 +15,6 @@ pub struct Config {
     /// `PREFETCH`: how many unacknowledged events this listener holds at
     /// once (default 32).
     pub prefetch: u16,
-    /// `MAX_ATTEMPTS`: how often an event is tried before it is
-    /// dead-lettered (default 8).
-    pub max_attempts: u32,
     /// `RETRY_BACKOFF_SECS`: the wait after the first failed attempt; it
     /// doubles with each further one, up to 5 s (default 0.25).
     pub retry_backoff: Duration,
@@ -28,25 +25,18 @@ pub struct Config {
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let prefetch: u16 = env.parse("PREFETCH", "32")?;
-        let max_attempts: u32 = env.parse("MAX_ATTEMPTS", "8")?;
-        for (name, value) in [
-            ("PREFETCH", u32::from(prefetch)),
-            ("MAX_ATTEMPTS", max_attempts),
-        ] {
-            if value == 0 {
-                return Err(ConfigError {
-                    variable: name.into(),
-                    value: "0".into(),
-                    reason: "must be at least 1".into(),
-                });
-            }
+        if prefetch == 0 {
+            return Err(ConfigError {
+                variable: "PREFETCH".into(),
+                value: "0".into(),
+                reason: "must be at least 1".into(),
+            });
         }
         Ok(Self {
             server: ServerConfig::from_env(env, &ports::local(ports::LISTENER))?,
             amqp_url: env.amqp_url()?,
             logger_url: env.logger_url()?,
             prefetch,
-            max_attempts,
             retry_backoff: env.seconds("RETRY_BACKOFF_SECS", "0.25")?,
             logger_timeout: env.seconds("LOGGER_TIMEOUT_SECS", "5")?,
         })
@@ -58,11 +48,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn zero_prefetch_or_attempts_is_refused_by_name() {
-        for name in ["PREFETCH", "MAX_ATTEMPTS"] {
-            let err = Config::from_env(&Env::from_pairs([(name, "0")])).unwrap_err();
-            assert_eq!(err.variable, name);
-        }
+    fn zero_prefetch_is_refused_by_name() {
+        let err = Config::from_env(&Env::from_pairs([("PREFETCH", "0")])).unwrap_err();
+        assert_eq!(err.variable, "PREFETCH");
         assert_eq!(
             Config::from_env(&Env::from_pairs([("PREFETCH", "x")]))
                 .unwrap_err()

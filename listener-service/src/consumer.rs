@@ -1,10 +1,11 @@
 //! The consumer: takes log events from the shared queue and stores them
 //! through the logger, acknowledging each only after the logger stored it.
 //!
-//! - A malformed event, or one the logger refuses as invalid, is
-//!   dead-lettered at once: retrying cannot help it.
-//! - Any other failure is retried with exponential backoff; after
-//!   `max_attempts` the event is dead-lettered, never dropped.
+//! - A poison event (too big, not a log event, breaking the entry's bounds,
+//!   or refused by the logger as invalid) is dead-lettered at once, with
+//!   its reason in a header: retrying cannot help it.
+//! - Any other failure (an outage) is retried with backoff until the store
+//!   path is back: an outage is waited out, never dead-lettered.
 //! - A lost connection (RabbitMQ restarted, the connection closed) ends the
 //!   session; the supervisor dials again with backoff. Unacknowledged events
 //!   return to the queue and are delivered again.
@@ -19,11 +20,15 @@ use anyhow::{Context, anyhow};
 use futures::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,
+    BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{Connection, ConnectionProperties};
-use proto::amqp::{LogEvent, QUEUE};
+use lapin::{Channel, Confirmation, Connection, ConnectionProperties};
+use proto::amqp::{
+    DEAD_LETTER_EXCHANGE, DEAD_LETTER_REASON_HEADER, LogEvent, MAX_EVENT_BYTES,
+    ORIGINAL_ROUTING_KEY_HEADER, QUEUE,
+};
 use proto::http::{LogPayload, REQUEST_ID_HEADER};
 use reqwest::StatusCode;
 use resilience::Backoff;
@@ -37,6 +42,8 @@ use crate::metrics::Metrics;
 const RECONNECT_FIRST: Duration = Duration::from_millis(500);
 const RECONNECT_MAX: Duration = Duration::from_secs(10);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// A dead-letter reason is cut to this many characters.
+const MAX_REASON_CHARS: usize = 500;
 /// How often the session checks that its connection is still up: lapin has
 /// been seen to leave a consumer stream silent after a broker restart.
 const WATCHDOG: Duration = Duration::from_secs(2);
@@ -46,7 +53,6 @@ pub struct Consumer {
     pub amqp_url: String,
     pub logger: ServiceClient,
     pub prefetch: u16,
-    pub max_attempts: u32,
     pub retry_backoff: Duration,
     pub shutdown_grace: Duration,
     pub metrics: Arc<Metrics>,
@@ -91,6 +97,10 @@ impl Consumer {
         channel
             .basic_qos(self.prefetch, BasicQosOptions::default())
             .await?;
+        // Confirms for the dead-letter copies published on this channel.
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
         log_queue::declare_topology(&channel)
             .await
             .context("cannot declare the topology")?;
@@ -115,7 +125,7 @@ impl Consumer {
                 next = deliveries.next() => match next {
                     Some(Ok(delivery)) => {
                         Metrics::count(&self.metrics.received);
-                        in_flight.spawn(self.clone().handle(delivery));
+                        in_flight.spawn(self.clone().handle(channel.clone(), delivery, shutdown.clone()));
                     }
                     Some(Err(e)) => return Err(e).context("the consumer failed"),
                     None => return Err(anyhow!("the consumer was cancelled by RabbitMQ")),
@@ -144,40 +154,33 @@ impl Consumer {
         Ok(())
     }
 
-    /// Stores one event, then acknowledges it; or dead-letters it.
-    async fn handle(self: Arc<Self>, delivery: Delivery) {
-        let event = match serde_json::from_slice::<LogEvent>(&delivery.data) {
-            Ok(event) => event,
-            Err(e) => {
-                return self
-                    .dead_letter(&delivery, &format!("not a log event: {e}"))
-                    .await;
-            }
+    /// Stores one event, then acknowledges it; or dead-letters it when it is
+    /// poison. A store that fails for any other reason (the logger or
+    /// MongoDB down, a timeout, a 5xx) is retried, with backoff, for as long
+    /// as it takes: the delivery stays unacknowledged meanwhile, so with
+    /// every prefetch slot held the listener takes no new deliveries until
+    /// the store path is back. On shutdown the retrying stops and the event
+    /// returns to the queue.
+    async fn handle(
+        self: Arc<Self>,
+        channel: Channel,
+        delivery: Delivery,
+        shutdown: CancellationToken,
+    ) {
+        let entry = match decode(&delivery) {
+            Ok(entry) => entry,
+            Err(reason) => return self.dead_letter(&channel, &delivery, &reason).await,
         };
-        if let Err(reason) = proto::check_log_entry(&event.name, &event.data) {
-            return self.dead_letter(&delivery, &reason).await;
-        }
         let request_id = delivery_request_id(&delivery);
-        // The broker's message id is the entry's id, so a redelivered event
-        // is stored once.
-        let entry = LogPayload {
-            name: event.name,
-            data: event.data,
-            level: None,
-            id: delivery
-                .properties
-                .message_id()
-                .as_ref()
-                .map(|id| id.to_string()),
-        };
         let mut backoff = Backoff::new(self.retry_backoff, BACKOFF_MAX);
-        for attempt in 1..=self.max_attempts {
+        loop {
             let store = self.logger.post("/log", &entry);
             let failure = match request_id::scope(request_id.clone(), store).await {
                 Ok(reply) if reply.status.is_success() => {
                     match delivery.acker.ack(BasicAckOptions::default()).await {
                         Ok(_) => Metrics::count(&self.metrics.stored),
-                        // The event is stored but RabbitMQ will deliver it again.
+                        // Stored; RabbitMQ will deliver it again, and its id
+                        // keeps it from being stored twice.
                         Err(e) => {
                             tracing::warn!(error = %e, "stored, but the acknowledgement failed")
                         }
@@ -185,7 +188,8 @@ impl Consumer {
                     return;
                 }
                 Ok(reply) if reply.status == StatusCode::BAD_REQUEST => {
-                    return self.dead_letter(&delivery, &reply.envelope.message).await;
+                    let reason = format!("the logger refused it: {}", reply.envelope.message);
+                    return self.dead_letter(&channel, &delivery, &reason).await;
                 }
                 Ok(reply) => format!(
                     "logger answered {}: {}",
@@ -193,36 +197,102 @@ impl Consumer {
                 ),
                 Err(e) => e.to_string(),
             };
-            if attempt == self.max_attempts {
-                let reason = format!("gave up after {attempt} attempts: {failure}");
-                return self.dead_letter(&delivery, &reason).await;
-            }
             let wait = backoff.next_delay();
             tracing::warn!(
-                attempt,
                 error = failure,
                 retry_in_ms = wait.as_millis() as u64,
                 "store failed; retrying"
             );
             Metrics::count(&self.metrics.retried);
-            tokio::time::sleep(wait).await;
-        }
-    }
-
-    /// Rejects without requeueing: RabbitMQ moves it to the dead-letter queue.
-    async fn dead_letter(&self, delivery: &Delivery, reason: &str) {
-        tracing::warn!(reason, routing_key = %delivery.routing_key, "dead-lettering an event");
-        let options = BasicNackOptions {
-            multiple: false,
-            requeue: false,
-        };
-        match delivery.acker.nack(options).await {
-            Ok(_) => Metrics::count(&self.metrics.dead_lettered),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot dead-letter; RabbitMQ will deliver it again")
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                // Unacknowledged, it goes back to the queue when the
+                // connection closes.
+                () = shutdown.cancelled() => return,
             }
         }
     }
+
+    /// Moves a poison event to `logs.dead` with its reason: republished to
+    /// the dead-letter exchange with the headers `x-dead-letter-reason` and
+    /// `x-original-routing-key` (what `replay-dead-letters` routes it back
+    /// by), then acknowledged once RabbitMQ confirmed the copy. If the copy
+    /// is not confirmed the event is requeued, to be judged again.
+    async fn dead_letter(&self, channel: &Channel, delivery: &Delivery, reason: &str) {
+        tracing::warn!(reason, routing_key = %delivery.routing_key, "dead-lettering an event");
+        let copied = async {
+            let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+            let reason: String = reason.chars().take(MAX_REASON_CHARS).collect();
+            headers.insert(
+                DEAD_LETTER_REASON_HEADER.into(),
+                AMQPValue::LongString(reason.into()),
+            );
+            headers.insert(
+                ORIGINAL_ROUTING_KEY_HEADER.into(),
+                AMQPValue::LongString(delivery.routing_key.as_str().into()),
+            );
+            let properties = delivery.properties.clone().with_headers(headers);
+            let confirm = channel
+                .basic_publish(
+                    DEAD_LETTER_EXCHANGE.into(),
+                    delivery.routing_key.clone(),
+                    BasicPublishOptions::default(),
+                    &delivery.data,
+                    properties,
+                )
+                .await?
+                .await?;
+            Ok::<_, lapin::Error>(matches!(confirm, Confirmation::Ack(_)))
+        };
+        match copied.await {
+            Ok(true) => match delivery.acker.ack(BasicAckOptions::default()).await {
+                Ok(_) => Metrics::count(&self.metrics.dead_lettered),
+                Err(e) => {
+                    tracing::warn!(error = %e, "dead-lettered, but the acknowledgement failed")
+                }
+            },
+            outcome => {
+                tracing::warn!(
+                    ?outcome,
+                    "the dead-letter copy was not confirmed; requeueing"
+                );
+                let requeue = BasicNackOptions {
+                    multiple: false,
+                    requeue: true,
+                };
+                let _ = delivery.acker.nack(requeue).await;
+            }
+        }
+    }
+}
+
+/// The entry an event carries, or why it is poison: too big, not a log
+/// event, or breaking the entry's bounds. The message id is the entry's id,
+/// so a redelivered event is stored once.
+fn decode(delivery: &Delivery) -> Result<LogPayload, String> {
+    if delivery.data.len() > MAX_EVENT_BYTES {
+        return Err(format!(
+            "the message is {} bytes; at most {MAX_EVENT_BYTES} are accepted",
+            delivery.data.len()
+        ));
+    }
+    let event = serde_json::from_slice::<LogEvent>(&delivery.data)
+        .map_err(|e| format!("not a log event: {e}"))?;
+    proto::check_log_entry(&event.name, &event.data)?;
+    let id = delivery
+        .properties
+        .message_id()
+        .as_ref()
+        .map(|id| id.to_string());
+    if let Some(id) = &id {
+        proto::check_entry_id(id)?;
+    }
+    Ok(LogPayload {
+        name: event.name,
+        data: event.data,
+        level: None,
+        id,
+    })
 }
 
 /// The `x-request-id` header the broker put on the message, if any.

@@ -40,7 +40,6 @@ impl Application {
                 config.logger_timeout,
             ),
             prefetch: config.prefetch,
-            max_attempts: config.max_attempts,
             retry_backoff: config.retry_backoff,
             shutdown_grace: config.server.shutdown_grace,
             metrics: metrics.clone(),

@@ -3,10 +3,14 @@
 
 use std::time::{Duration, Instant};
 
-use lapin::options::BasicPublishOptions;
+use lapin::options::{BasicGetOptions, BasicPublishOptions};
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use listener_service::{Config, Metrics};
-use proto::amqp::{DEAD_LETTER_QUEUE, EXCHANGE, Level, LogEvent, QUEUE};
+use proto::amqp::{
+    DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE, DEAD_LETTER_REASON_HEADER, EXCHANGE, Level, LogEvent,
+    ORIGINAL_ROUTING_KEY_HEADER, QUEUE,
+};
 use service_kit::config::Url;
 use test_support::{
     RabbitVhost, TestListener, TestLogger, config, eventually, spawn_listener, spawn_logger,
@@ -76,6 +80,38 @@ impl Stack {
         connection.close(200, "done".into()).await.unwrap();
     }
 
+    /// Takes every message from `logs.dead`, in order: its
+    /// `x-dead-letter-reason` and `x-original-routing-key` headers.
+    async fn dead_letters(&self) -> Vec<(String, String)> {
+        let connection = Connection::connect(&self.vhost.url(), ConnectionProperties::default())
+            .await
+            .unwrap();
+        let channel = connection.create_channel().await.unwrap();
+        let mut found = Vec::new();
+        while let Some(message) = channel
+            .basic_get(DEAD_LETTER_QUEUE.into(), BasicGetOptions { no_ack: true })
+            .await
+            .unwrap()
+        {
+            let headers = message
+                .delivery
+                .properties
+                .headers()
+                .clone()
+                .unwrap_or_default();
+            let text = |name: &str| match headers.inner().get(name) {
+                Some(AMQPValue::LongString(value)) => value.to_string(),
+                other => format!("{other:?}"),
+            };
+            found.push((
+                text(DEAD_LETTER_REASON_HEADER),
+                text(ORIGINAL_ROUTING_KEY_HEADER),
+            ));
+        }
+        connection.close(200, "done".into()).await.unwrap();
+        found
+    }
+
     async fn stored_names(&self) -> Vec<String> {
         let entries = self.logger.list_logs("?limit=1000").await;
         entries.into_iter().map(|e| e.name).collect()
@@ -143,22 +179,34 @@ async fn a_poison_message_is_dead_lettered_and_the_next_event_still_flows() {
     stack
         .publish_raw(br#"{"name": "", "data": "a blank name"}"#)
         .await;
+    stack.publish_raw(&vec![b' '; 200 * 1024]).await;
     stack.publish("after-the-poison").await;
 
     assert_eq!(stack.wait_for_stored(1).await, ["after-the-poison"]);
     assert!(
         eventually(Duration::from_secs(5), || async {
-            stack.vhost.messages_ready(DEAD_LETTER_QUEUE) == 2
+            stack.vhost.messages_ready(DEAD_LETTER_QUEUE) == 3
         })
         .await
     );
-    assert_eq!(Metrics::get(&listener.metrics.dead_lettered), 2);
+    assert_eq!(Metrics::get(&listener.metrics.dead_lettered), 3);
     assert_eq!(
         Metrics::get(&listener.metrics.retried),
         0,
         "poison is not retried"
     );
     listener.stop().await;
+
+    // Each with its reason, and the routing key it came with.
+    let reasons = stack.dead_letters().await;
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    assert!(reasons[0].0.starts_with("not a log event"), "{reasons:?}");
+    assert!(reasons[1].0.contains("name"), "{reasons:?}");
+    assert!(reasons[2].0.contains("bytes"), "{reasons:?}");
+    assert!(
+        reasons.iter().all(|(_, key)| key == "log.ERROR"),
+        "{reasons:?}"
+    );
 }
 
 #[tokio::test]
@@ -219,26 +267,34 @@ async fn the_listener_reconnects_after_its_connection_is_closed() {
 }
 
 #[tokio::test]
-async fn a_store_that_keeps_failing_is_retried_then_dead_lettered() {
-    let stack = Stack::start().await;
-    let mut config = stack.listener_config();
-    config.logger_url = config::dead_url("http");
-    let mut listener = spawn_listener(config).await;
-    stack.publish("nowhere-to-go").await;
-
+async fn a_logger_outage_is_waited_out_and_nothing_is_dead_lettered() {
+    let mut stack = Stack::start().await;
+    let mut listener = stack.listener().await;
+    listener.consuming().await;
+    stack.logger.stop().await;
+    for i in 0..40 {
+        stack.publish(&format!("during-{i:02}")).await;
+    }
+    // Well past the old give-up point of a few attempts.
     assert!(
         eventually(Duration::from_secs(10), || async {
-            stack.vhost.messages_ready(DEAD_LETTER_QUEUE) == 1
+            Metrics::get(&listener.metrics.retried) >= 40
         })
         .await,
-        "the event reached the dead-letter queue"
+        "the stores are retried"
     );
-    assert_eq!(
-        Metrics::get(&listener.metrics.retried),
-        2,
-        "3 attempts: 2 retries"
-    );
-    assert_eq!(Metrics::get(&listener.metrics.stored), 0);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(stack.vhost.messages_ready(DEAD_LETTER_QUEUE), 0);
+    assert_eq!(Metrics::get(&listener.metrics.dead_lettered), 0);
+    // Prefetch (16 here) bounds what the listener holds; the rest waits.
+    assert!(stack.vhost.messages_ready(QUEUE) >= 40 - 16);
+
+    stack.logger.restart().await;
+    let mut names = stack.wait_for_stored(40).await;
+    names.sort();
+    let expected: Vec<String> = (0..40).map(|i| format!("during-{i:02}")).collect();
+    assert_eq!(names, expected, "every event stored once, by itself");
+    assert_eq!(stack.vhost.messages_ready(DEAD_LETTER_QUEUE), 0);
     listener.stop().await;
 }
 
@@ -321,4 +377,72 @@ async fn a_message_delivered_twice_is_stored_once() {
         "stored under the message id"
     );
     listener.stop().await;
+}
+
+#[tokio::test]
+async fn replay_dead_letters_puts_them_back_and_the_listener_stores_them() {
+    let stack = Stack::start().await;
+    // Three good events in logs.dead (as an older listener left them after
+    // an outage), and one poison.
+    let connection = Connection::connect(&stack.vhost.url(), ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    log_queue::declare_topology(&channel).await.unwrap();
+    for body in [
+        &br#"{"name": "back-0", "data": ""}"#[..],
+        br#"{"name": "back-1", "data": ""}"#,
+        br#"{"name": "back-2", "data": ""}"#,
+        b"still poison",
+    ] {
+        let mut headers = FieldTable::default();
+        headers.insert(
+            ORIGINAL_ROUTING_KEY_HEADER.into(),
+            AMQPValue::LongString("log.WARNING".into()),
+        );
+        headers.insert(
+            DEAD_LETTER_REASON_HEADER.into(),
+            AMQPValue::LongString("gave up".into()),
+        );
+        channel
+            .basic_publish(
+                DEAD_LETTER_EXCHANGE.into(),
+                "log.WARNING".into(),
+                BasicPublishOptions::default(),
+                body,
+                BasicProperties::default().with_headers(headers),
+            )
+            .await
+            .unwrap();
+    }
+    connection.close(200, "done".into()).await.unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            stack.vhost.messages_ready(DEAD_LETTER_QUEUE) == 4
+        })
+        .await
+    );
+
+    let moved = log_queue::replay_dead_letters(&stack.vhost.url())
+        .await
+        .unwrap();
+    assert_eq!(moved, 4);
+    assert_eq!(stack.vhost.messages_ready(QUEUE), 4, "back in the queue");
+
+    let mut listener = stack.listener().await;
+    let mut names = stack.wait_for_stored(3).await;
+    names.sort();
+    assert_eq!(names, ["back-0", "back-1", "back-2"]);
+    // The poison one is judged again, and goes back with its new reason.
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            stack.vhost.messages_ready(DEAD_LETTER_QUEUE) == 1
+        })
+        .await
+    );
+    listener.stop().await;
+    let reasons = stack.dead_letters().await;
+    assert_eq!(reasons.len(), 1);
+    assert!(reasons[0].0.starts_with("not a log event"), "{reasons:?}");
+    assert_eq!(reasons[0].1, "log.WARNING");
 }

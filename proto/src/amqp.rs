@@ -11,6 +11,15 @@ pub const DEAD_LETTER_EXCHANGE: &str = "logs_topic.dlx";
 pub const QUEUE: &str = "logs";
 /// The queue that keeps dead-lettered events.
 pub const DEAD_LETTER_QUEUE: &str = "logs.dead";
+/// The header of a dead-lettered event that says why it is poison.
+pub const DEAD_LETTER_REASON_HEADER: &str = "x-dead-letter-reason";
+/// The header of a dead-lettered event that keeps its routing key, so a
+/// replay routes it as first published.
+pub const ORIGINAL_ROUTING_KEY_HEADER: &str = "x-original-routing-key";
+/// The largest event the listener accepts: an entry at its bounds
+/// (`MAX_LOG_NAME_BYTES`, `MAX_LOG_DATA_BYTES`) encoded as JSON, with room
+/// for escaping. A bigger one is poison.
+pub const MAX_EVENT_BYTES: usize = 2 * (crate::MAX_LOG_NAME_BYTES + crate::MAX_LOG_DATA_BYTES) + 64;
 
 /// Severity of a log event; selects the routing key.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,8 +8,11 @@
 //!   in `logs` even while no listener has ever run.
 //! - [`Publisher`]: one long-lived connection with a publisher-confirm
 //!   channel, dialed on first use and again after it is lost.
+//! - [`replay_dead_letters`]: puts what is in `logs.dead` back on the
+//!   exchange (`replay-dead-letters`, after a fix).
 
 mod publisher;
+mod replay;
 
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
@@ -17,6 +20,7 @@ use lapin::{Channel, ExchangeKind};
 use proto::amqp::{DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE, EXCHANGE, Level, QUEUE};
 
 pub use publisher::{PublishError, Publisher};
+pub use replay::{ReplayError, replay_dead_letters};
 
 /// Declares the whole topology on `channel`. Idempotent.
 pub async fn declare_topology(channel: &Channel) -> lapin::Result<()> {

@@ -88,7 +88,6 @@ pub mod config {
             amqp_url,
             logger_url,
             prefetch: 16,
-            max_attempts: 3,
             retry_backoff: Duration::from_millis(50),
             logger_timeout: Duration::from_secs(2),
         }

@@ -1,7 +1,5 @@
 //! authentication-service's configuration (docs/contracts.md §2), from the environment.
 
-use std::time::Duration;
-
 use proto::ports;
 use service_kit::config::{ConfigError, Env, ServerConfig, Url};
 
@@ -12,9 +10,6 @@ pub struct Config {
     pub database_url: Url,
     /// `LOGGER_URL`: where login attempts are logged.
     pub logger_url: Url,
-    /// `MIGRATE_TIMEOUT_SECS`: how long start-up waits for PostgreSQL to
-    /// accept the migrations before giving up (default 30).
-    pub migrate_timeout: Duration,
 }
 
 impl Config {
@@ -30,7 +25,6 @@ impl Config {
                 &["postgres", "postgresql"],
             )?,
             logger_url: env.logger_url()?,
-            migrate_timeout: env.seconds("MIGRATE_TIMEOUT_SECS", "30")?,
         })
     }
 }

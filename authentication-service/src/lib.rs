@@ -34,17 +34,17 @@ struct AppState {
     activity: ActivityLog,
 }
 
-/// The service, migrated and bound to its port, ready to run.
+/// The service, bound to its port, ready to run.
 pub struct Application {
     http: HttpServer,
+    users: UserStore,
 }
 
 impl Application {
-    /// Connects to PostgreSQL, runs the migrations (waiting up to
-    /// `migrate_timeout` for the database), and binds the HTTP listener.
+    /// Sets up the (lazy) PostgreSQL pool and binds the HTTP listener;
+    /// nothing here needs PostgreSQL to be up.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let users = UserStore::connect(&config.database_url)?;
-        users.migrate(config.migrate_timeout).await?;
         let passwords = Arc::new(Passwords::new().await?);
         let logger = ServiceClient::new(
             "logger-service",
@@ -56,17 +56,23 @@ impl Application {
             passwords,
             activity: ActivityLog::new(logger),
         };
-        let readiness = Readiness::new().with(users);
+        let readiness = Readiness::new().with(users.clone());
         let routes = routes::router(state).merge(health::routes(readiness));
         let http = HttpServer::bind("authentication-service", &config.server, routes).await?;
-        Ok(Self { http })
+        Ok(Self { http, users })
     }
 
     pub fn port(&self) -> u16 {
         self.http.port()
     }
 
+    /// Serves, and applies the migrations in the background as soon as
+    /// PostgreSQL answers (until then `/authenticate` is a 503 and `/readyz`
+    /// red).
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        self.http.run(shutdown).await
+        let migrating = tokio::spawn(self.users.keep_migrating(shutdown.clone()));
+        let served = self.http.run(shutdown).await;
+        migrating.await?;
+        served
     }
 }

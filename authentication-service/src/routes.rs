@@ -27,7 +27,9 @@ fn invalid_credentials() -> ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Unavailable(_) => ApiError::Unavailable(e.to_string()),
+            StoreError::Unavailable(_) | StoreError::NotMigrated => {
+                ApiError::Unavailable(e.to_string())
+            }
             StoreError::Query(_) => ApiError::Internal(anyhow::Error::new(e)),
         }
     }

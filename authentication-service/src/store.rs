@@ -1,5 +1,7 @@
 //! The `users` table.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -9,6 +11,7 @@ use proto::http::User;
 use resilience::Backoff;
 use service_kit::config::Url;
 use service_kit::health::ReadinessCheck;
+use service_kit::shutdown::CancellationToken;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
@@ -44,6 +47,9 @@ impl UserRow {
 #[derive(Clone)]
 pub struct UserStore {
     pool: PgPool,
+    /// Set once the migrations are applied; until then the service answers
+    /// 503 and is not ready.
+    migrated: Arc<AtomicBool>,
 }
 
 impl UserStore {
@@ -55,29 +61,46 @@ impl UserStore {
             .acquire_timeout(Duration::from_secs(3))
             .connect_lazy(url.as_str())
             .context("invalid DATABASE_URL")?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            migrated: Arc::default(),
+        })
     }
 
-    /// Runs the migrations, retrying while the database is unreachable for
-    /// at most `limit`. Concurrent replicas serialise on sqlx's lock.
-    pub async fn migrate(&self, limit: Duration) -> anyhow::Result<()> {
-        let deadline = tokio::time::Instant::now() + limit;
-        let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(2));
+    /// Runs the migrations, retrying with backoff for as long as PostgreSQL
+    /// is down (the service meanwhile serves, answering 503), until they are
+    /// applied or `shutdown` is cancelled. Concurrent replicas serialise on
+    /// sqlx's lock.
+    pub async fn keep_migrating(self, shutdown: CancellationToken) {
+        let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(5));
         loop {
-            match sqlx::migrate!("./migrations").run(&self.pool).await {
-                Ok(()) => return Ok(()),
-                Err(e) if tokio::time::Instant::now() < deadline => {
-                    let wait = backoff.next_delay();
-                    tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "migrations failed; retrying");
-                    tokio::time::sleep(wait).await;
-                }
-                Err(e) => return Err(e).context("cannot migrate the users database"),
+            let attempt = tokio::select! {
+                () = shutdown.cancelled() => return,
+                attempt = sqlx::migrate!("./migrations").run(&self.pool) => attempt,
+            };
+            let Err(e) = attempt else {
+                self.migrated.store(true, Ordering::Release);
+                tracing::info!("users database migrated");
+                return;
+            };
+            let wait = backoff.next_delay();
+            tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "migrations failed; retrying");
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(wait) => {}
             }
         }
     }
 
+    fn is_migrated(&self) -> bool {
+        self.migrated.load(Ordering::Acquire)
+    }
+
     /// The user with this email, compared case-insensitively.
     pub async fn find_by_email(&self, email: &str) -> Result<Option<UserRow>, StoreError> {
+        if !self.is_migrated() {
+            return Err(StoreError::NotMigrated);
+        }
         sqlx::query_as::<_, UserRow>(
             "SELECT id, email, first_name, last_name, password, user_active, created_at, updated_at \
              FROM users WHERE lower(email) = lower($1)",
@@ -92,6 +115,10 @@ impl UserStore {
 /// Why a user could not be looked up.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The migrations are not applied yet (PostgreSQL has been down since
+    /// the start).
+    #[error("the user database is not ready yet")]
+    NotMigrated,
     /// The database cannot be reached, or every pooled connection is busy.
     #[error("the user database is unavailable")]
     Unavailable(#[source] sqlx::Error),
@@ -117,6 +144,9 @@ impl ReadinessCheck for UserStore {
 
     fn check(&self) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(async move {
+            if !self.is_migrated() {
+                return Err("migrations not applied yet".to_owned());
+            }
             sqlx::query("SELECT 1")
                 .execute(&self.pool)
                 .await

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::Connection;
-use test_support::{TestAuth, config, spawn_auth, spawn_auth_with};
+use test_support::{TestAuth, config, spawn_auth, spawn_auth_starting, spawn_auth_with};
 
 /// `POST /authenticate`: the status and the body as sent.
 async fn login(auth: &TestAuth, body: Value) -> (StatusCode, Value) {
@@ -234,4 +234,51 @@ async fn readyz_reports_postgres() {
         .await
         .unwrap();
     assert_eq!(body["data"]["postgres"], "ok", "{body}");
+}
+
+#[tokio::test]
+async fn the_service_starts_without_its_database_and_gets_ready_when_it_appears() {
+    // A database that does not exist yet: PostgreSQL refuses every
+    // connection to it, as if it were down.
+    let admin = test_support::postgres_admin_url();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let name = format!("late_{}_{nanos}", std::process::id());
+    let (server, _) = admin.rsplit_once('/').unwrap();
+    let database_url = format!("{server}/{name}");
+    let auth = spawn_auth_starting(config::auth(&database_url, config::dead_url("http"))).await;
+
+    let (status, _) = auth.get_json("/healthz").await;
+    assert_eq!(status, StatusCode::OK, "alive without its database");
+    let (status, body) = auth.get_json("/readyz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_ne!(body["data"]["postgres"], "ok", "{body}");
+    let started = Instant::now();
+    let (status, body) = login(
+        &auth,
+        json!({"email": "admin@example.com", "password": "verysecret"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    // The database appears: the service migrates it by itself.
+    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let ready = test_support::eventually(Duration::from_secs(15), || async {
+        auth.get_json("/readyz").await.0 == StatusCode::OK
+    })
+    .await;
+    assert!(ready, "ready once the database is there");
+    let (status, body) = login(
+        &auth,
+        json!({"email": "admin@example.com", "password": "verysecret"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
 }

@@ -44,14 +44,21 @@ impl Application {
     /// Binds the HTTP listener (port 0 picks a free port) and assembles the
     /// routes.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        // Each dependency serves only some of the broker's paths: with one
+        // down, the broker still routes the others (and answers that path
+        // 503), so it stays ready and says it is degraded.
         let readiness = Readiness::new()
-            .with(HttpCheck::healthz(
+            .with_optional(HttpCheck::healthz(
                 "authentication-service",
                 &config.auth_url,
             ))
-            .with(HttpCheck::healthz("logger-service", &config.logger_url))
-            .with(HttpCheck::healthz("mail-service", &config.mail_url))
-            .with(TcpCheck::for_url("rabbitmq", &config.amqp_url, 5672));
+            .with_optional(HttpCheck::healthz("logger-service", &config.logger_url))
+            .with_optional(HttpCheck::healthz("mail-service", &config.mail_url))
+            .with_optional(TcpCheck::for_url(
+                "rabbitmq",
+                &config.amqp_url,
+                proto::ports::RABBITMQ,
+            ));
         let timeout = config.upstream_timeout;
         let state = AppState {
             auth: ServiceClient::new("authentication-service", config.auth_url.clone(), timeout),

@@ -1,6 +1,10 @@
 //! Liveness and readiness: `GET /healthz` (and its alias `/ping`) answers 200
-//! while the process runs; `GET /readyz` answers 200 only while every
-//! dependency check passes, else 503 naming the ones that failed.
+//! while the process runs, whatever its dependencies do; `GET /readyz`
+//! answers 200 only while every dependency the service cannot work without
+//! answers, else 503 naming the ones that failed. A dependency that only
+//! some of the service's work needs ([`Readiness::with_optional`]) is
+//! reported in `data` and in the message ("degraded"), but keeps the
+//! service ready: it still does the rest of its work.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -28,7 +32,8 @@ pub trait ReadinessCheck: Send + Sync {
 /// The set of checks behind `/readyz`.
 #[derive(Clone, Default)]
 pub struct Readiness {
-    checks: Vec<Arc<dyn ReadinessCheck>>,
+    /// Each check, and whether the service is unready while it fails.
+    checks: Vec<(Arc<dyn ReadinessCheck>, bool)>,
 }
 
 impl Readiness {
@@ -36,29 +41,61 @@ impl Readiness {
         Self::default()
     }
 
+    /// A dependency the service cannot do its main job without.
     pub fn with(mut self, check: impl ReadinessCheck + 'static) -> Self {
-        self.checks.push(Arc::new(check));
+        self.checks.push((Arc::new(check), true));
         self
     }
 
-    /// Runs every check at once, each bounded by [`CHECK_TIMEOUT`]; returns
-    /// each dependency's state (`"ok"` or the error) and whether all passed.
-    pub async fn report(&self) -> (bool, BTreeMap<String, String>) {
-        let results = join_all(self.checks.iter().map(|c| async move {
+    /// A dependency only part of the service's work needs: reported, but
+    /// the service stays ready while it is down.
+    pub fn with_optional(mut self, check: impl ReadinessCheck + 'static) -> Self {
+        self.checks.push((Arc::new(check), false));
+        self
+    }
+
+    /// Runs every check at once, each bounded by [`CHECK_TIMEOUT`].
+    pub async fn report(&self) -> Report {
+        let results = join_all(self.checks.iter().map(|(c, required)| async move {
             let outcome = match tokio::time::timeout(CHECK_TIMEOUT, c.check()).await {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(e)) => Err(e),
                 Err(_) => Err(format!("no answer within {} ms", CHECK_TIMEOUT.as_millis())),
             };
-            (c.name().to_owned(), outcome)
+            (c.name().to_owned(), *required, outcome)
         }))
         .await;
-        let all_ok = results.iter().all(|(_, r)| r.is_ok());
-        let states = results
-            .into_iter()
-            .map(|(name, r)| (name, r.err().unwrap_or_else(|| "ok".into())))
-            .collect();
-        (all_ok, states)
+        let mut report = Report::default();
+        for (name, required, outcome) in results {
+            if outcome.is_err() {
+                if required {
+                    report.unavailable.push(name.clone());
+                } else {
+                    report.degraded.push(name.clone());
+                }
+            }
+            report
+                .states
+                .insert(name, outcome.err().unwrap_or_else(|| "ok".into()));
+        }
+        report
+    }
+}
+
+/// What `/readyz` found.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Each dependency's state: `"ok"` or what is wrong.
+    pub states: BTreeMap<String, String>,
+    /// Required dependencies that failed: the service is not ready.
+    pub unavailable: Vec<String>,
+    /// Optional dependencies that failed: ready, but those paths answer 503.
+    pub degraded: Vec<String>,
+}
+
+impl Report {
+    pub fn ready(&self) -> bool {
+        self.unavailable.is_empty()
     }
 }
 
@@ -78,17 +115,23 @@ async fn alive() -> Json<Envelope<()>> {
 async fn ready(
     State(readiness): State<Readiness>,
 ) -> (StatusCode, Json<Envelope<BTreeMap<String, String>>>) {
-    let (all_ok, states) = readiness.report().await;
-    if all_ok {
-        (StatusCode::OK, Json(Envelope::with_data("ready", states)))
+    let report = readiness.report().await;
+    if report.ready() {
+        let message = if report.degraded.is_empty() {
+            "ready".to_owned()
+        } else {
+            format!(
+                "ready; degraded: {} unavailable",
+                report.degraded.join(", ")
+            )
+        };
+        (
+            StatusCode::OK,
+            Json(Envelope::with_data(message, report.states)),
+        )
     } else {
-        let failed: Vec<&str> = states
-            .iter()
-            .filter(|(_, s)| *s != "ok")
-            .map(|(n, _)| n.as_str())
-            .collect();
-        let message = format!("not ready: {} unavailable", failed.join(", "));
-        let mut envelope = Envelope::with_data(message, states);
+        let message = format!("not ready: {} unavailable", report.unavailable.join(", "));
+        let mut envelope = Envelope::with_data(message, report.states);
         envelope.error = true;
         (StatusCode::SERVICE_UNAVAILABLE, Json(envelope))
     }

@@ -23,8 +23,8 @@ pub use infra::{
     wait_for_listener,
 };
 pub use services::{
-    TestAuth, TestListener, TestLogger, config, spawn_auth, spawn_auth_with, spawn_broker,
-    spawn_front_end, spawn_listener, spawn_logger, spawn_logger_with, spawn_mail,
+    TestAuth, TestListener, TestLogger, config, spawn_auth, spawn_auth_starting, spawn_auth_with,
+    spawn_broker, spawn_front_end, spawn_listener, spawn_logger, spawn_logger_with, spawn_mail,
 };
 pub use system::System;
 

@@ -59,7 +59,6 @@ pub mod config {
             server: server(),
             database_url: Url::parse(database_url).expect("a PostgreSQL URL"),
             logger_url,
-            migrate_timeout: Duration::from_secs(10),
         }
     }
 
@@ -232,8 +231,21 @@ pub async fn spawn_auth() -> TestAuth {
     spawn_auth_with(config::auth(&database_url, config::dead_url("http"))).await
 }
 
-/// authentication-service with `config`.
+/// authentication-service with `config`, once it is ready (its database
+/// migrated).
 pub async fn spawn_auth_with(config: authentication_service::Config) -> TestAuth {
+    let auth = spawn_auth_starting(config).await;
+    let ready = eventually(Duration::from_secs(15), || async {
+        auth.get("/readyz").await.0.is_success()
+    })
+    .await;
+    assert!(ready, "authentication-service did not get ready");
+    auth
+}
+
+/// authentication-service with `config`, as soon as it listens (it may
+/// still be waiting for its database).
+pub async fn spawn_auth_starting(config: authentication_service::Config) -> TestAuth {
     init_tracing();
     let database_url = config.database_url.to_string();
     let app = authentication_service::Application::build(config)

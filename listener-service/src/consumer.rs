@@ -270,20 +270,25 @@ impl Consumer {
 /// event, or breaking the entry's bounds. The message id is the entry's id,
 /// so a redelivered event is stored once.
 fn decode(delivery: &Delivery) -> Result<LogPayload, String> {
-    if delivery.data.len() > MAX_EVENT_BYTES {
-        return Err(format!(
-            "the message is {} bytes; at most {MAX_EVENT_BYTES} are accepted",
-            delivery.data.len()
-        ));
-    }
-    let event = serde_json::from_slice::<LogEvent>(&delivery.data)
-        .map_err(|e| format!("not a log event: {e}"))?;
-    proto::check_log_entry(&event.name, &event.data)?;
     let id = delivery
         .properties
         .message_id()
         .as_ref()
         .map(|id| id.to_string());
+    decode_event(&delivery.data, id)
+}
+
+/// [`decode`] on a message's body and message id.
+fn decode_event(body: &[u8], id: Option<String>) -> Result<LogPayload, String> {
+    if body.len() > MAX_EVENT_BYTES {
+        return Err(format!(
+            "the message is {} bytes; at most {MAX_EVENT_BYTES} are accepted",
+            body.len()
+        ));
+    }
+    let event =
+        serde_json::from_slice::<LogEvent>(body).map_err(|e| format!("not a log event: {e}"))?;
+    proto::check_log_entry(&event.name, &event.data)?;
     if let Some(id) = &id {
         proto::check_entry_id(id)?;
     }
@@ -301,5 +306,49 @@ fn delivery_request_id(delivery: &Delivery) -> Option<String> {
     match headers.inner().get(REQUEST_ID_HEADER)? {
         AMQPValue::LongString(id) => Some(id.to_string()),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Whatever arrives, the decoder answers an entry or a reason to
+        /// dead-letter it, and never panics.
+        #[test]
+        fn any_message_is_an_entry_or_poison_with_a_reason(
+            body in proptest::collection::vec(any::<u8>(), 0..2048),
+            id in proptest::option::of("\\PC{0,30}"),
+        ) {
+            if let Err(reason) = decode_event(&body, id) {
+                prop_assert!(!reason.is_empty());
+            }
+        }
+
+        /// A well-formed event is an entry exactly when the entry's bounds
+        /// and the id's form hold.
+        #[test]
+        fn a_log_event_is_judged_by_the_entry_rules(
+            name in "\\PC{0,300}",
+            data in "\\PC{0,50}",
+            hex_id in proptest::option::of("[0-9a-f]{24}"),
+        ) {
+            let event = LogEvent { name: name.clone(), data: data.clone() };
+            let body = serde_json::to_vec(&event).unwrap();
+            let decoded = decode_event(&body, hex_id.clone());
+            prop_assert_eq!(decoded.is_ok(), proto::check_log_entry(&name, &data).is_ok());
+            if let Ok(entry) = decoded {
+                prop_assert_eq!((entry.name, entry.data, entry.id), (name, data, hex_id));
+            }
+        }
+    }
+
+    #[test]
+    fn an_oversized_message_is_poison_before_it_is_parsed() {
+        let body = vec![b'{'; MAX_EVENT_BYTES + 1];
+        assert!(decode_event(&body, None).unwrap_err().contains("bytes"));
     }
 }

@@ -52,3 +52,44 @@ pub fn check_entry_id(id: &str) -> Result<(), String> {
         Err(format!("malformed id {id:?}: expected 24 hex digits"))
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::http::RequestPayload;
+
+    proptest! {
+        /// The entry check is exactly its rule, for any text at all.
+        #[test]
+        fn the_entry_check_is_its_rule(name in "\\PC{0,300}|\\s{0,5}", data in ".{0,10}") {
+            let expected = !name.trim().is_empty() && name.len() <= MAX_LOG_NAME_BYTES;
+            prop_assert_eq!(check_log_entry(&name, &data).is_ok(), expected);
+            if let Err(reason) = check_log_entry(&name, &data) {
+                prop_assert!(reason.contains("name"));
+            }
+        }
+
+        #[test]
+        fn data_over_the_bound_is_refused(extra in 1usize..100) {
+            let data = "d".repeat(MAX_LOG_DATA_BYTES + extra);
+            let refused = check_log_entry("event", &data).unwrap_err();
+            prop_assert!(refused.contains("data"), "{}", refused);
+        }
+
+        #[test]
+        fn an_id_is_24_hex_digits(id in "[0-9a-fA-F]{24}", other in "\\PC{0,30}") {
+            prop_assert!(check_entry_id(&id).is_ok());
+            let hex = other.len() == 24 && other.bytes().all(|b| b.is_ascii_hexdigit());
+            prop_assert_eq!(check_entry_id(&other).is_ok(), hex);
+        }
+
+        /// Any bytes at all: the broker's request decoder answers a value
+        /// or an error, and never panics.
+        #[test]
+        fn the_request_decoder_takes_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = serde_json::from_slice::<RequestPayload>(&bytes);
+        }
+    }
+}

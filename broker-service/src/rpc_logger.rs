@@ -35,10 +35,16 @@ impl RpcLogger {
         // A call that finds the connection already gone is retried once on
         // a fresh connection; the entry's id keeps a call that did arrive
         // from being stored twice.
+        // One deadline for the whole call, waiting for a connection (another
+        // caller may be dialing) and the retry included.
+        let deadline = Instant::now() + self.timeout;
         for attempt in 0..2 {
-            let (number, client) = self.connection.get(|_| true, || self.dial()).await?;
+            let connection = self.connection.get(|_| true, || self.dial());
+            let (number, client) = tokio::time::timeout_at(deadline.into(), connection)
+                .await
+                .map_err(|_| self.timed_out())??;
             let mut ctx = context::current();
-            ctx.deadline = Instant::now() + self.timeout;
+            ctx.deadline = deadline;
             if let Some(trace_id) =
                 request_id::current().and_then(|id| request_id::to_trace_id(&id))
             {
@@ -55,12 +61,7 @@ impl RpcLogger {
                         "logger-service could not store the entry: {m}"
                     )));
                 }
-                Err(RpcError::DeadlineExceeded) => {
-                    return Err(ApiError::Timeout(format!(
-                        "logger-service did not answer over RPC within {} ms",
-                        self.timeout.as_millis()
-                    )));
-                }
+                Err(RpcError::DeadlineExceeded) => return Err(self.timed_out()),
                 Err(e @ (RpcError::Shutdown | RpcError::Send(_))) if attempt == 0 => {
                     tracing::info!(error = %e, "RPC connection to logger-service lost; reconnecting");
                     self.connection.forget(number).await;
@@ -75,6 +76,13 @@ impl RpcLogger {
         }
         Err(ApiError::Unavailable(
             "logger-service RPC connection keeps failing".into(),
+        ))
+    }
+
+    fn timed_out(&self) -> ApiError {
+        ApiError::Timeout(format!(
+            "logger-service did not answer over RPC within {} ms",
+            self.timeout.as_millis()
         ))
     }
 

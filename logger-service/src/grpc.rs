@@ -18,6 +18,13 @@ use crate::store::{LogStore, NewLog, StoreError};
 
 /// The largest request message accepted; an entry is at most about 64 KiB.
 const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+/// HTTP/2 streams (calls) one client connection may have open at once.
+const MAX_STREAMS_PER_CONNECTION: u32 = 256;
+/// How often an idle connection is pinged, and how long the answer may
+/// take before the connection is dropped: a vanished client does not hold
+/// a connection forever.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl From<StoreError> for Status {
     fn from(e: StoreError) -> Self {
@@ -116,6 +123,10 @@ impl GrpcServer {
             .max_decoding_message_size(MAX_MESSAGE_BYTES);
         let server = tonic::transport::Server::builder()
             .timeout(self.request_timeout)
+            .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
+            .concurrency_limit_per_connection(MAX_STREAMS_PER_CONNECTION as usize)
+            .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+            .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
             .add_service(health_service)
             .add_service(logs)
             .serve_with_incoming_shutdown(

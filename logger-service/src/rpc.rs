@@ -1,9 +1,11 @@
 //! The tarpc server (docs/contracts.md §4): `LogService::log_info` over JSON-framed TCP.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use proto::rpc::{LogRpcError, LogService};
 use service_kit::request_id;
@@ -23,9 +25,44 @@ const MAX_FRAME_BYTES: usize = 1024 * 1024;
 /// lack of file descriptors does not turn into a busy loop.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// The longest deadline a client may ask for; a longer one is cut to this.
+const MAX_DEADLINE_SECS: u64 = 60;
+/// Calls one connection may have in flight at once; tarpc answers one more
+/// at once with an error instead of taking it on.
+const MAX_IN_FLIGHT_PER_CONNECTION: usize = 256;
+
 type Request = tarpc::ClientMessage<proto::rpc::LogServiceRequest>;
 type Response = tarpc::Response<proto::rpc::LogServiceResponse>;
-type Codec = Json<Request, Response>;
+type Codec = ClampedJson;
+
+/// tarpc's JSON codec, except that a request's deadline is clamped to
+/// [`MAX_DEADLINE_SECS`] before tarpc reads it: tarpc adds the duration a
+/// client sends to `Instant::now()`, which panics on overflow when the
+/// duration is near the maximum.
+#[derive(Default)]
+pub struct ClampedJson(Json<Request, Response>);
+
+impl tarpc::tokio_serde::Deserializer<Request> for ClampedJson {
+    type Error = serde_json::Error;
+
+    fn deserialize(self: Pin<&mut Self>, src: &BytesMut) -> Result<Request, Self::Error> {
+        let mut frame: serde_json::Value = serde_json::from_slice(src)?;
+        if let Some(secs) = frame.pointer_mut("/Request/context/deadline/secs")
+            && secs.as_u64().is_none_or(|s| s > MAX_DEADLINE_SECS)
+        {
+            *secs = MAX_DEADLINE_SECS.into();
+        }
+        serde_json::from_value(frame)
+    }
+}
+
+impl tarpc::tokio_serde::Serializer<Response> for ClampedJson {
+    type Error = serde_json::Error;
+
+    fn serialize(self: Pin<&mut Self>, item: &Response) -> Result<Bytes, Self::Error> {
+        Pin::new(&mut self.get_mut().0).serialize(item)
+    }
+}
 type Incoming = tarpc::serde_transport::tcp::Incoming<Request, Response, Codec, fn() -> Codec>;
 type ServerTransport = Transport<TcpStream, Request, Response, Codec>;
 
@@ -87,7 +124,7 @@ pub struct RpcServer {
 
 impl RpcServer {
     pub async fn bind(addr: SocketAddr, store: LogStore) -> anyhow::Result<Self> {
-        let codec: fn() -> Codec = Json::default;
+        let codec: fn() -> Codec = ClampedJson::default;
         let mut incoming = tarpc::serde_transport::tcp::listen(addr, codec)
             .await
             .with_context(|| format!("cannot listen for RPC on {addr}"))?;
@@ -143,7 +180,9 @@ async fn serve_connection(
 ) {
     let peer = transport.peer_addr().ok();
     tracing::debug!(?peer, "RPC connection opened");
-    let requests = BaseChannel::with_defaults(transport).execute(service.serve());
+    let requests = BaseChannel::with_defaults(transport)
+        .max_concurrent_requests(MAX_IN_FLIGHT_PER_CONNECTION)
+        .execute(service.serve());
     futures::pin_mut!(requests);
     loop {
         tokio::select! {

@@ -1,5 +1,7 @@
 //! The tarpc server, through a real tarpc client over TCP.
 
+use std::time::Duration;
+
 use proto::MAX_LOG_NAME_BYTES;
 use proto::rpc::{LogRpcError, LogServiceClient};
 use tarpc::tokio_serde::formats::Json;
@@ -122,5 +124,59 @@ async fn a_call_repeated_with_its_id_stores_the_entry_once() {
     let entries = logger.list_logs("").await;
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0].id, id);
+    logger.stop().await;
+}
+
+/// One length-delimited JSON frame, as tarpc's transport writes them.
+async fn send_frame(stream: &mut tokio::net::TcpStream, frame: &serde_json::Value) {
+    use tokio::io::AsyncWriteExt;
+    let bytes = serde_json::to_vec(frame).unwrap();
+    stream
+        .write_all(&(bytes.len() as u32).to_be_bytes())
+        .await
+        .unwrap();
+    stream.write_all(&bytes).await.unwrap();
+}
+
+async fn read_frame(stream: &mut tokio::net::TcpStream) -> serde_json::Value {
+    use tokio::io::AsyncReadExt;
+    let mut length = [0u8; 4];
+    stream.read_exact(&mut length).await.unwrap();
+    let mut bytes = vec![0u8; u32::from_be_bytes(length) as usize];
+    stream.read_exact(&mut bytes).await.unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[tokio::test]
+async fn a_deadline_near_the_maximum_is_clamped_not_a_panic() {
+    let mut logger = spawn_logger().await;
+    let request = |id: u64, secs: u64| {
+        let call = tarpc::ClientMessage::Request(tarpc::Request {
+            context: tarpc::context::current(),
+            id,
+            message: proto::rpc::LogServiceRequest::LogInfo {
+                name: format!("far-{id}"),
+                data: String::new(),
+                id: None,
+            },
+        });
+        let mut frame = serde_json::to_value(call).unwrap();
+        frame["Request"]["context"]["deadline"]["secs"] = secs.into();
+        frame
+    };
+    let mut stream = tokio::net::TcpStream::connect(&logger.rpc_addr)
+        .await
+        .unwrap();
+    send_frame(&mut stream, &request(1, u64::MAX)).await;
+    let answer = tokio::time::timeout(Duration::from_secs(10), read_frame(&mut stream))
+        .await
+        .expect("an answer, not a dead connection");
+    assert_eq!(answer["request_id"], 1, "{answer}");
+    assert!(answer["message"]["Ok"].is_object(), "{answer}");
+    // The same connection goes on serving.
+    send_frame(&mut stream, &request(2, 5)).await;
+    let answer = read_frame(&mut stream).await;
+    assert_eq!(answer["request_id"], 2, "{answer}");
+    assert_eq!(logger.list_logs("").await.len(), 2);
     logger.stop().await;
 }

@@ -79,7 +79,11 @@ impl Publisher {
     ) -> Result<(), PublishError> {
         let payload = serde_json::to_vec(event)
             .map_err(|e| PublishError::Internal(format!("the event does not encode: {e}")))?;
-        let (number, link) = self.link.get(Link::alive, || self.dial()).await?;
+        // One deadline for the whole publish, waiting for a connection
+        // (another caller may be dialing) included.
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let link = tokio::time::timeout_at(deadline, self.link.get(Link::alive, || self.dial()));
+        let (number, link) = link.await.map_err(|_| self.timed_out())??;
         let publish = async {
             let mut properties = BasicProperties::default()
                 .with_delivery_mode(PERSISTENT)
@@ -106,7 +110,7 @@ impl Publisher {
                 .await?
                 .await
         };
-        let failure = match tokio::time::timeout(self.timeout, publish).await {
+        let failure = match tokio::time::timeout_at(deadline, publish).await {
             Ok(Ok(Confirmation::Ack(None))) => return Ok(()),
             Ok(Ok(Confirmation::Ack(Some(_)))) => {
                 return Err(PublishError::Unroutable(level.routing_key()));
@@ -118,16 +122,20 @@ impl Publisher {
                 ));
             }
             Ok(Err(e)) => PublishError::Unreachable(format!("publishing to RabbitMQ failed: {e}")),
-            Err(_) => PublishError::Timeout(format!(
-                "RabbitMQ did not confirm within {} ms",
-                self.timeout.as_millis()
-            )),
+            Err(_) => self.timed_out(),
         };
         // The link is in doubt: the next publish dials a new one.
         if let Some(link) = self.link.forget(number).await {
             tokio::spawn(async move { link.connection.close(200, "reconnecting".into()).await });
         }
         Err(failure)
+    }
+
+    fn timed_out(&self) -> PublishError {
+        PublishError::Timeout(format!(
+            "RabbitMQ did not confirm within {} ms",
+            self.timeout.as_millis()
+        ))
     }
 
     /// A new connection with a confirm-mode channel and the topology declared.

@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 use proto::rpc::{LogRpcError, LogServiceClient};
 use serde_json::json;
 use tarpc::tokio_serde::formats::Json;
-use test_support::free_port;
 use test_support::{config, spawn_logger, spawn_logger_with};
 use tonic::Code;
 
@@ -44,7 +43,7 @@ async fn a_stopped_mongodb_is_a_prompt_503_and_not_ready() {
 
 #[tokio::test]
 async fn the_service_starts_without_mongodb_and_the_other_transports_say_unavailable() {
-    let url = format!("mongodb://127.0.0.1:{}", free_port());
+    let url = format!("mongodb://127.0.0.1:{}", config::DEAD_PORT);
     let mut logger = spawn_logger_with(None, config::logger(&url)).await;
 
     let (status, envelope) = logger.get("/readyz").await;

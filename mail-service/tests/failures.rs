@@ -138,8 +138,7 @@ async fn a_transient_refusal_is_502_too() {
 
 #[tokio::test]
 async fn nothing_listening_is_503_and_not_ready() {
-    let port = test_support::free_port();
-    let mut mail = spawn_mail(config::mail(port)).await;
+    let mut mail = spawn_mail(config::mail(config::DEAD_PORT)).await;
     let (status, envelope) = mail.post("/send", json!({"to": "bob@example.com"})).await;
     assert_eq!(status, 503, "{envelope:?}");
     assert!(envelope.error);

@@ -17,9 +17,11 @@ pub const DEAD_LETTER_REASON_HEADER: &str = "x-dead-letter-reason";
 /// replay routes it as first published.
 pub const ORIGINAL_ROUTING_KEY_HEADER: &str = "x-original-routing-key";
 /// The largest event the listener accepts: an entry at its bounds
-/// (`MAX_LOG_NAME_BYTES`, `MAX_LOG_DATA_BYTES`) encoded as JSON, with room
-/// for escaping. A bigger one is poison.
-pub const MAX_EVENT_BYTES: usize = 2 * (crate::MAX_LOG_NAME_BYTES + crate::MAX_LOG_DATA_BYTES) + 64;
+/// (`MAX_LOG_NAME_BYTES`, `MAX_LOG_DATA_BYTES`) encoded as JSON with every
+/// byte escaped (`\u00XX`, six bytes), plus the braces and keys. So every
+/// entry the broker accepts fits, and a bigger message is poison. Held
+/// `PREFETCH` (32) at a time, that is about 12 MiB at most.
+pub const MAX_EVENT_BYTES: usize = 6 * (crate::MAX_LOG_NAME_BYTES + crate::MAX_LOG_DATA_BYTES) + 64;
 
 /// Severity of a log event; selects the routing key.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,7 +10,7 @@
 //! - [`serve`]: an HTTP server that drains in-flight requests on shutdown,
 //!   for a bounded time.
 
-use std::future::IntoFuture;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -20,9 +20,14 @@ use axum::http::{HeaderName, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use proto::http::{Envelope, Page};
 use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -210,27 +215,72 @@ async fn time_out(State(limit): State<Duration>, req: Request, next: Next) -> Re
 
 /// Serves `app` on `listener` until `shutdown` is cancelled, then stops
 /// accepting and lets in-flight requests finish for at most `grace`.
+///
+/// Every connection is bounded: a client has `limits.header_read_timeout`
+/// to send a request's headers (a silent, slow or idle keep-alive
+/// connection is closed after it), and past `limits.max_connections` open
+/// connections a new one is closed at once, so a crowd of slow clients
+/// cannot take every socket.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     shutdown: CancellationToken,
     grace: Duration,
+    limits: ConnectionLimits,
 ) -> std::io::Result<()> {
-    let drain_deadline = {
-        let shutdown = shutdown.clone();
-        async move {
-            shutdown.cancelled().await;
-            tokio::time::sleep(grace).await;
-        }
-    };
-    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned());
+    // HTTP/1 only (every client of these servers speaks it: browsers over
+    // plain HTTP, curl, reqwest, Caddy), served by hyper's own HTTP/1
+    // connection: hyper-util's auto-detection would first wait, without any
+    // timeout, for a silent client's first bytes.
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    let open = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of descriptors, most likely: pause, do not spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = open.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, max = limits.max_connections, "too many open connections; closing a new one");
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(app.clone());
+        let connection = builder.serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            let _ = connection.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
     tokio::select! {
-        result = server.into_future() => result,
-        () = drain_deadline => {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(grace) => {
             tracing::warn!(grace_ms = grace.as_millis() as u64, "in-flight requests did not finish in time; closing them");
-            Ok(())
         }
     }
+    Ok(())
+}
+
+/// How much of the server one client, or all of them, may hold.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// How long a client may take to send a request's headers.
+    pub header_read_timeout: Duration,
+    /// Open connections at most.
+    pub max_connections: usize,
 }
 
 /// A service's HTTP server: bound first (so tests can bind port 0 and ask
@@ -240,6 +290,7 @@ pub struct HttpServer {
     listener: TcpListener,
     router: Router,
     grace: Duration,
+    limits: ConnectionLimits,
 }
 
 impl HttpServer {
@@ -259,6 +310,10 @@ impl HttpServer {
             listener,
             router,
             grace: config.shutdown_grace,
+            limits: ConnectionLimits {
+                header_read_timeout: config.header_read_timeout,
+                max_connections: config.max_connections,
+            },
         })
     }
 
@@ -281,8 +336,14 @@ impl HttpServer {
         use anyhow::Context;
         let addr = self.listener.local_addr()?;
         tracing::info!(service = self.service, %addr, "HTTP listening");
-        serve(self.listener, self.router, shutdown, self.grace)
-            .await
-            .context("HTTP server failed")
+        serve(
+            self.listener,
+            self.router,
+            shutdown,
+            self.grace,
+            self.limits,
+        )
+        .await
+        .context("HTTP server failed")
     }
 }

@@ -21,14 +21,14 @@ pub mod config {
 
     use service_kit::config::{Env, Secret, ServerConfig, Url};
 
-    use crate::free_port;
-
     /// A random local port, a 10 s request timeout, a 5 s drain.
     pub fn server() -> ServerConfig {
         ServerConfig {
             http_addr: any_port(),
             request_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(5),
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 1024,
         }
     }
 
@@ -36,9 +36,14 @@ pub mod config {
         SocketAddr::from(([127, 0, 0, 1], 0))
     }
 
-    /// `<scheme>://127.0.0.1:<port>` where nothing listens.
+    /// Where nothing listens, ever: port 1 is outside the range the
+    /// kernel hands out for port 0, so no service a parallel test starts
+    /// can take it (a port that was merely free a moment ago can be).
+    pub const DEAD_PORT: u16 = 1;
+
+    /// `<scheme>://127.0.0.1:1`, where nothing listens.
     pub fn dead_url(scheme: &str) -> Url {
-        Url::parse(&format!("{scheme}://127.0.0.1:{}", free_port())).expect("a local URL")
+        Url::parse(&format!("{scheme}://127.0.0.1:{DEAD_PORT}")).expect("a local URL")
     }
 
     /// The logger against the MongoDB server at `mongo_url`.
@@ -99,7 +104,7 @@ pub mod config {
             server: server(),
             auth_url: dead_url("http"),
             logger_url: dead_url("http"),
-            logger_rpc_addr: format!("127.0.0.1:{}", free_port()),
+            logger_rpc_addr: format!("127.0.0.1:{DEAD_PORT}"),
             logger_grpc_url: dead_url("http"),
             mail_url: dead_url("http"),
             amqp_url: dead_url("amqp"),

@@ -179,7 +179,9 @@ async fn a_poison_message_is_dead_lettered_and_the_next_event_still_flows() {
     stack
         .publish_raw(br#"{"name": "", "data": "a blank name"}"#)
         .await;
-    stack.publish_raw(&vec![b' '; 200 * 1024]).await;
+    stack
+        .publish_raw(&vec![b' '; proto::amqp::MAX_EVENT_BYTES + 1])
+        .await;
     stack.publish("after-the-poison").await;
 
     assert_eq!(stack.wait_for_stored(1).await, ["after-the-poison"]);

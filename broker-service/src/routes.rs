@@ -128,13 +128,12 @@ async fn log(state: &AppState, transport: Transport, mut entry: LogPayload) -> A
 }
 
 /// A publish that RabbitMQ did not confirm, as the broker answers it:
-/// unreachable or unroutable 503, refused 502, too slow 504.
+/// unreachable, unroutable or refused (the queue is full) 503, too slow 504.
 fn publish_failure(e: PublishError) -> ApiError {
     match e {
-        PublishError::Unreachable(_) | PublishError::Unroutable(_) => {
+        PublishError::Unreachable(_) | PublishError::Unroutable(_) | PublishError::Refused => {
             ApiError::Unavailable(e.to_string())
         }
-        PublishError::Refused => ApiError::BadGateway(e.to_string()),
         PublishError::Timeout(_) => ApiError::Timeout(e.to_string()),
         PublishError::Internal(_) => ApiError::Internal(anyhow::Error::new(e)),
     }

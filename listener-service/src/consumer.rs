@@ -93,7 +93,9 @@ impl Consumer {
         let connection = Connection::connect(&self.amqp_url, ConnectionProperties::default())
             .await
             .context("cannot connect to RabbitMQ")?;
-        let channel = connection.create_channel().await?;
+        let channel = log_queue::open_channel(&connection)
+            .await
+            .context("cannot declare the topology")?;
         channel
             .basic_qos(self.prefetch, BasicQosOptions::default())
             .await?;
@@ -101,9 +103,6 @@ impl Consumer {
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
-        log_queue::declare_topology(&channel)
-            .await
-            .context("cannot declare the topology")?;
         let tag = format!("listener-{}", std::process::id());
         let mut deliveries = channel
             .basic_consume(

@@ -389,8 +389,7 @@ async fn replay_dead_letters_puts_them_back_and_the_listener_stores_them() {
     let connection = Connection::connect(&stack.vhost.url(), ConnectionProperties::default())
         .await
         .unwrap();
-    let channel = connection.create_channel().await.unwrap();
-    log_queue::declare_topology(&channel).await.unwrap();
+    let channel = log_queue::open_channel(&connection).await.unwrap();
     for body in [
         &br#"{"name": "back-0", "data": ""}"#[..],
         br#"{"name": "back-1", "data": ""}"#,

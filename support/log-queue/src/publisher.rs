@@ -24,8 +24,9 @@ pub enum PublishError {
     /// No queue is bound to the routing key: the event came back.
     #[error("RabbitMQ could not route {0} to any queue")]
     Unroutable(&'static str),
-    /// RabbitMQ answered with a negative acknowledgement.
-    #[error("RabbitMQ refused the event")]
+    /// RabbitMQ answered with a negative acknowledgement: the queue is at
+    /// its length or byte limit (or RabbitMQ failed to store it).
+    #[error("RabbitMQ refused the event: the queue is full")]
     Refused,
     /// No confirm, or no connection, within the timeout.
     #[error("{0}")]
@@ -143,11 +144,10 @@ impl Publisher {
         let dial = async {
             let connection =
                 Connection::connect(&self.url, ConnectionProperties::default()).await?;
-            let channel = connection.create_channel().await?;
+            let channel = crate::open_channel(&connection).await?;
             channel
                 .confirm_select(ConfirmSelectOptions::default())
                 .await?;
-            crate::declare_topology(&channel).await?;
             Ok::<_, lapin::Error>(Link {
                 connection: Arc::new(connection),
                 channel,

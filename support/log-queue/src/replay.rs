@@ -33,11 +33,10 @@ pub enum ReplayError {
 /// many were moved.
 pub async fn replay_dead_letters(amqp_url: &str) -> Result<u64, ReplayError> {
     let connection = Connection::connect(amqp_url, ConnectionProperties::default()).await?;
-    let channel = connection.create_channel().await?;
+    let channel = crate::open_channel(&connection).await?;
     channel
         .confirm_select(ConfirmSelectOptions::default())
         .await?;
-    crate::declare_topology(&channel).await?;
     let waiting = channel
         .queue_declare(
             DEAD_LETTER_QUEUE.into(),

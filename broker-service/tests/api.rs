@@ -227,6 +227,7 @@ async fn bad_paging_of_the_logs_is_a_400_before_the_logger_is_asked() {
         ("?limit=1001", "limit"),
         ("?limit=ten", "limit"),
         ("?skip=-1", "skip"),
+        ("?skip=10001", "skip"),
     ] {
         let response = broker
             .client

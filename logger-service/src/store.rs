@@ -19,7 +19,7 @@ use mongodb::error::ErrorKind;
 use mongodb::options::{ClientOptions, ReturnDocument};
 use mongodb::results::InsertManyResult;
 use mongodb::{Client, Collection, IndexModel};
-use proto::http::{LogEntry, MAX_PAGE_LIMIT, Page};
+use proto::http::{LogEntry, MAX_PAGE_LIMIT, MAX_PAGE_SKIP, Page};
 use resilience::Backoff;
 use serde::{Deserialize, Serialize};
 use service_kit::config::Url;
@@ -34,6 +34,10 @@ pub const COLLECTION: &str = "logs";
 pub const SERVER_SELECTION_TIMEOUT: Duration = Duration::from_secs(3);
 /// The longest any one store operation may take, retries included.
 pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest MongoDB itself may spend on one listing (`maxTimeMS`):
+/// past it the server stops the query, rather than working on after the
+/// logger has given up.
+pub const LIST_TIME_LIMIT: Duration = Duration::from_secs(2);
 
 /// Why a store operation did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -321,8 +325,9 @@ impl LogStore {
             self.logs
                 .find(doc! {})
                 .sort(doc! {"created_at": -1, "_id": -1})
-                .skip(page.skip)
+                .skip(page.skip.min(MAX_PAGE_SKIP))
                 .limit(i64::from(limit))
+                .max_time(LIST_TIME_LIMIT)
                 .await?
                 .try_collect()
                 .await
@@ -365,14 +370,17 @@ impl LogStore {
         bounded(self.logs.drop()).await?;
         tracing::info!("log collection dropped");
         if let Err(e) = self.ensure_indexes().await {
-            tracing::warn!(error = %e, "cannot re-create the created_at index after the drop");
+            tracing::warn!(error = %e, "cannot re-create the listing index after the drop");
         }
         Ok(())
     }
 
-    /// Creates the `created_at` descending index (a no-op if it exists).
+    /// Creates the index that serves the listing's exact sort, newest
+    /// first with ties by id (a no-op if it exists).
     pub async fn ensure_indexes(&self) -> Result<(), StoreError> {
-        let index = IndexModel::builder().keys(doc! {"created_at": -1}).build();
+        let index = IndexModel::builder()
+            .keys(doc! {"created_at": -1, "_id": -1})
+            .build();
         bounded(self.logs.create_index(index)).await?;
         Ok(())
     }
@@ -388,14 +396,14 @@ impl LogStore {
                 attempt = self.ensure_indexes() => attempt,
             };
             let Err(e) = attempt else {
-                tracing::info!("created_at index in place");
+                tracing::info!("listing index (created_at, _id) in place");
                 return;
             };
             let delay = backoff.next_delay();
             tracing::warn!(
                 error = %e,
                 retry_in_ms = delay.as_millis() as u64,
-                "cannot create the created_at index yet"
+                "cannot create the listing index yet"
             );
             tokio::select! {
                 () = shutdown.cancelled() => return,

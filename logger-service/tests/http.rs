@@ -86,6 +86,7 @@ async fn bad_paging_numbers_are_refused_in_the_envelope() {
         "?limit=1001",
         "?skip=-3",
         "?skip=x",
+        "?skip=10001",
     ] {
         let (status, envelope) = logger.get(&format!("/logs{query}")).await;
         assert_eq!(status, 400, "{query}");

@@ -91,7 +91,7 @@ async fn the_service_starts_without_mongodb_and_the_other_transports_say_unavail
 }
 
 #[tokio::test]
-async fn the_created_at_index_is_created_at_start_and_after_a_drop() {
+async fn the_listing_index_is_created_at_start_and_after_a_drop() {
     let mut logger = spawn_logger().await;
     let mongo = mongodb::Client::with_uri_str(logger.mongo.as_ref().unwrap().url())
         .await
@@ -103,7 +103,7 @@ async fn the_created_at_index_is_created_at_start_and_after_a_drop() {
     let has_index = || async {
         logs.list_index_names()
             .await
-            .is_ok_and(|names| names.iter().any(|n| n == "created_at_-1"))
+            .is_ok_and(|names| names.iter().any(|n| n == "created_at_-1__id_-1"))
     };
     let deadline = Instant::now() + Duration::from_secs(10);
     while !has_index().await {

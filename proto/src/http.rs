@@ -29,6 +29,9 @@ pub struct Page {
 pub const DEFAULT_PAGE_LIMIT: u32 = 10;
 /// The most entries one `GET /logs` lists.
 pub const MAX_PAGE_LIMIT: u32 = 1000;
+/// The most entries `GET /logs` skips: a listing is for the newest entries,
+/// and a deep skip makes the server walk that many.
+pub const MAX_PAGE_SKIP: u64 = 10_000;
 
 impl Default for Page {
     fn default() -> Self {
@@ -40,16 +43,22 @@ impl Default for Page {
 }
 
 impl Page {
-    /// The page, if its limit is in range; else the message of the 400.
+    /// The page, if its limit and skip are in range; else the message of
+    /// the 400.
     pub fn check(self) -> Result<Self, String> {
-        if (1..=MAX_PAGE_LIMIT).contains(&self.limit) {
-            Ok(self)
-        } else {
-            Err(format!(
+        if !(1..=MAX_PAGE_LIMIT).contains(&self.limit) {
+            return Err(format!(
                 "limit must be a whole number from 1 to {MAX_PAGE_LIMIT}, not {}",
                 self.limit
-            ))
+            ));
         }
+        if self.skip > MAX_PAGE_SKIP {
+            return Err(format!(
+                "skip must be a whole number from 0 to {MAX_PAGE_SKIP}, not {}",
+                self.skip
+            ));
+        }
+        Ok(self)
     }
 
     /// The query string that asks for this page (`limit=N&skip=M`).
@@ -281,5 +290,10 @@ mod page_tests {
         };
         assert_eq!(max.check(), Ok(max));
         assert_eq!(max.query(), "limit=1000&skip=3");
+        let deep = Page {
+            limit: 10,
+            skip: super::MAX_PAGE_SKIP + 1,
+        };
+        assert!(deep.check().unwrap_err().contains("skip"));
     }
 }

@@ -48,12 +48,12 @@ impl Application {
         // down, the broker still routes the others (and answers that path
         // 503), so it stays ready and says it is degraded.
         let readiness = Readiness::new()
-            .with_optional(HttpCheck::healthz(
+            .with_optional(HttpCheck::readyz(
                 "authentication-service",
                 &config.auth_url,
             ))
-            .with_optional(HttpCheck::healthz("logger-service", &config.logger_url))
-            .with_optional(HttpCheck::healthz("mail-service", &config.mail_url))
+            .with_optional(HttpCheck::readyz("logger-service", &config.logger_url))
+            .with_optional(HttpCheck::readyz("mail-service", &config.mail_url))
             .with_optional(TcpCheck::for_url(
                 "rabbitmq",
                 &config.amqp_url,

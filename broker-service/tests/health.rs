@@ -38,7 +38,7 @@ async fn readyz_stays_green_and_names_every_dependency_that_is_down() {
 #[tokio::test]
 async fn readyz_reports_each_dependency_as_it_comes_and_goes() {
     // Another broker stands in as the next hop: all the check needs is a
-    // /healthz that answers. RabbitMQ's check is a TCP connect.
+    // /readyz that answers 200. RabbitMQ's check is a TCP connect.
     let mut next_hop = spawn_broker(config::broker()).await;
     let next_hop_url = next_hop.base_url();
     let amqp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -46,7 +46,7 @@ impl Application {
         });
         let readiness = Readiness::new()
             .with(Consuming(metrics.clone()))
-            .with(HttpCheck::healthz("logger-service", &config.logger_url));
+            .with(HttpCheck::readyz("logger-service", &config.logger_url));
         let served = metrics.clone();
         let routes = Router::new()
             .route("/metrics", get(move || async move { served.render() }))

@@ -137,7 +137,9 @@ async fn ready(
     }
 }
 
-/// Ready while another service's `/healthz` answers 2xx.
+/// Ready while another service's `/readyz` answers 2xx: that service can
+/// do its own job (the logger reaches MongoDB, mail its SMTP server), not
+/// merely run.
 pub struct HttpCheck {
     name: String,
     url: Url,
@@ -145,9 +147,9 @@ pub struct HttpCheck {
 }
 
 impl HttpCheck {
-    /// Checks `<base>/healthz`.
-    pub fn healthz(name: impl Into<String>, base: &Url) -> Self {
-        let url = base.join("healthz").unwrap_or_else(|_| base.clone());
+    /// Checks `<base>/readyz`.
+    pub fn readyz(name: impl Into<String>, base: &Url) -> Self {
+        let url = base.join("readyz").unwrap_or_else(|_| base.clone());
         let client = reqwest::Client::builder()
             .timeout(CHECK_TIMEOUT)
             .build()

@@ -121,9 +121,13 @@ def check_compose_like(label, doc, is_swarm):
             problem(where, "has no healthcheck")
         if name in SERVICES:
             ports = SERVICES[name]
+            # Compose only reports health (depends_on, --wait): readiness.
+            # Swarm replaces an unhealthy task: liveness, or a dependency's
+            # outage would have every task that needs it restarted.
+            path = "/healthz" if is_swarm else "/readyz"
             url = health_url(svc.get("healthcheck", {}).get("test", []))
-            if url != (ports["http"], "/readyz"):
-                problem(where, f"healthcheck must hit http://127.0.0.1:{ports['http']}/readyz, not {url}")
+            if url != (ports["http"], path):
+                problem(where, f"healthcheck must hit http://127.0.0.1:{ports['http']}{path}, not {url}")
             if not str(svc.get("image", "")).endswith(f"/{name}:${{TAG:-latest}}"):
                 problem(where, f"image must be ${{IMAGE_PREFIX:-microservices}}/{name}:${{TAG:-latest}}")
             if svc.get("ports"):

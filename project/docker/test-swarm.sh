@@ -77,7 +77,15 @@ wait_converged() {
     show_stack
     die "swarm: the stack did not converge within $1 s"
   }
+  # Swarm's health checks are liveness; the system is ready once the broker
+  # reports every dependency ready (its /readyz names any that is not).
+  wait_for 120 system_ready || {
+    curl -sS --max-time 5 http://localhost/api/readyz >&2 || true
+    die "swarm: the broker did not report every dependency ready within 120 s"
+  }
 }
+
+system_ready() { curl -fsS --max-time 5 http://localhost/api/readyz 2>/dev/null | grep -q '"message":"ready"'; }
 
 update_state() { docker service inspect --format '{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}' "${stack}_$1"; }
 service_image() { docker service inspect --format '{{.Spec.TaskTemplate.ContainerSpec.Image}}' "${stack}_$1"; }

@@ -70,8 +70,12 @@ impl Application {
     /// PostgreSQL answers (until then `/authenticate` is a 503 and `/readyz`
     /// red).
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let migrating = tokio::spawn(self.users.keep_migrating(shutdown.clone()));
+        // Stopped with the server, whether it ends by shutdown or by failing:
+        // a failed server must not leave the process waiting on migrations.
+        let stop = shutdown.child_token();
+        let migrating = tokio::spawn(self.users.keep_migrating(stop.clone()));
         let served = self.http.run(shutdown).await;
+        stop.cancel();
         migrating.await?;
         served
     }

@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 NATIVE := project/native
 
-.PHONY: help start stop run restart replay-dead-letters build infra test-infra screenshot bench soak test lint fmt check-fmt clippy test-rust test-native
+.PHONY: help start stop run restart replay-dead-letters build infra test-infra screenshot bench bench-listing soak test lint fmt check-fmt clippy test-rust test-native test-faults
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -25,7 +25,7 @@ replay-dead-letters: ## move the events in RabbitMQ's logs.dead back to the log 
 build: ## build every crate (release)
 	cargo build --workspace --release
 
-test: lint test-rust test-native lint-deploy test-docker ## every check and test: format, clippy, unit, integration and browser tests, native stack smoke test, deployment files, the Docker path (SKIP_DOCKER_TESTS=1 skips that)
+test: lint test-rust test-native test-faults lint-deploy test-docker ## every check and test: format, clippy, unit, integration and browser tests, native stack smoke test, deployment files, the Docker path (SKIP_DOCKER_TESTS=1 skips that)
 
 infra: ## install and start the local infrastructure only
 	@$(NATIVE)/infra.sh
@@ -46,8 +46,14 @@ test-rust: test-infra ## unit and integration tests against real servers
 test-native: ## `make start` from scratch, every /readyz green, `make stop` leaves nothing behind
 	@$(NATIVE)/smoke-test.sh
 
+test-faults: ## the fault suite: outages under load on the native stack, every request counted (docs/reliability.md)
+	@project/faults.sh
+
 bench: ## measure every path, the logger directly and the ceilings; writes docs/bench/report.md
 	@project/bench.sh bench
+
+bench-listing: ## GET /logs?limit=10 with 1,000,000 entries in the collection (empties it first); writes docs/bench/listing.md
+	@project/bench.sh listing
 
 soak: ## each log transport at concurrency 64 for 5 minutes; writes docs/bench/soak.md
 	@project/bench.sh soak

@@ -1,5 +1,7 @@
 //! The MongoDB store behind all three transports: collection `logs` with
-//! documents `{_id, name, data, created_at, updated_at}`.
+//! documents `{_id, name, data, created_at, updated_at}`, and beside it
+//! `logs_newest`, one document holding the `created_at` of the newest
+//! entries, which bounds the listing (see [`LogStore::list`]).
 //!
 //! Entries can only be written as a [`NewLog`], whose constructor is the one
 //! place the bounds of docs/contracts.md §4 are checked. Every operation is bounded by
@@ -14,7 +16,7 @@ use chrono::{SecondsFormat, Utc};
 use futures::TryStreamExt;
 use futures::future::BoxFuture;
 use mongodb::bson::oid::ObjectId;
-use mongodb::bson::{DateTime, doc};
+use mongodb::bson::{DateTime, Document, doc};
 use mongodb::error::ErrorKind;
 use mongodb::options::{ClientOptions, ReturnDocument};
 use mongodb::results::InsertManyResult;
@@ -29,6 +31,12 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 
 /// The collection every entry lives in.
 pub const COLLECTION: &str = "logs";
+/// The collection of the one document that remembers when the newest
+/// entries were created: `{_id: "newest", created_at: [..]}`.
+pub const NEWEST_COLLECTION: &str = "logs_newest";
+/// How many of the newest creation times that document keeps: a listing
+/// page that ends within them is one small range query.
+pub const NEWEST_KEPT: usize = 128;
 /// How long the driver looks for a usable server (and a TCP connect may
 /// take) before an operation fails.
 pub const SERVER_SELECTION_TIMEOUT: Duration = Duration::from_secs(3);
@@ -148,6 +156,7 @@ fn parse_id(id: &str) -> Result<ObjectId, StoreError> {
 pub struct LogStore {
     client: Client,
     logs: Collection<LogDocument>,
+    newest: Collection<Document>,
     writes: mpsc::Sender<PendingWrite>,
 }
 
@@ -194,7 +203,15 @@ impl From<BatchFailure> for StoreError {
 /// is free go to MongoDB in one `insert_many`, and each caller is answered
 /// only once its batch is stored. Under light load a batch is one entry, so
 /// nothing waits for company; under heavy load one round trip stores many.
-async fn write_batches(logs: Collection<LogDocument>, mut pending: mpsc::Receiver<PendingWrite>) {
+///
+/// Once a batch is answered, the creation times of its new entries are
+/// added to the `logs_newest` document (off the callers' path: a failure
+/// there only makes the next listing search wider).
+async fn write_batches(
+    logs: Collection<LogDocument>,
+    newest: Collection<Document>,
+    mut pending: mpsc::Receiver<PendingWrite>,
+) {
     let writers = Arc::new(Semaphore::new(WRITERS));
     let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
@@ -205,7 +222,7 @@ async fn write_batches(logs: Collection<LogDocument>, mut pending: mpsc::Receive
             return;
         }
         let writes: Vec<PendingWrite> = std::mem::take(&mut batch);
-        let logs = logs.clone();
+        let (logs, newest) = (logs.clone(), newest.clone());
         tokio::spawn(async move {
             let docs: Vec<&LogDocument> = writes.iter().map(|w| &w.doc).collect();
             let outcomes = outcomes(
@@ -215,13 +232,37 @@ async fn write_batches(logs: Collection<LogDocument>, mut pending: mpsc::Receive
             if writes.len() > 1 {
                 tracing::debug!(entries = writes.len(), "batch stored");
             }
+            let mut created = Vec::new();
             for (write, outcome) in writes.into_iter().zip(outcomes) {
+                if matches!(outcome, Ok(Stored::New)) {
+                    created.push(write.doc.created_at);
+                }
                 let _ = write.stored.send(outcome);
             }
+            remember_newest(&newest, created).await;
             drop(writer);
         });
     }
 }
+
+/// Appends `created` to the `logs_newest` document, keeping the last
+/// [`NEWEST_KEPT`].
+async fn remember_newest(newest: &Collection<Document>, created: Vec<DateTime>) {
+    if created.is_empty() {
+        return;
+    }
+    let kept = -(NEWEST_KEPT as i32);
+    let push = doc! {"$push": {"created_at": {"$each": created, "$slice": kept}}};
+    let update = newest.update_one(doc! {"_id": NEWEST_ID}, push).upsert(true);
+    if let Err(e) = bounded(update).await {
+        tracing::debug!(error = %e, "cannot record the newest creation times");
+    }
+}
+
+/// The `_id` of the one document in [`NEWEST_COLLECTION`].
+const NEWEST_ID: &str = "newest";
+/// Past this distance back from now, a listing stops bounding its range.
+const WIDEST_WINDOW: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// Each entry's outcome of one unordered `insert_many` of `count` entries:
 /// every entry MongoDB did not report stored; one it refused as a duplicate
@@ -279,11 +320,13 @@ impl LogStore {
         options.connect_timeout = Some(SERVER_SELECTION_TIMEOUT);
         let client = Client::with_options(options).context("cannot create the MongoDB client")?;
         let logs = client.database(database).collection(COLLECTION);
+        let newest = client.database(database).collection(NEWEST_COLLECTION);
         let (writes, pending) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(write_batches(logs.clone(), pending));
+        tokio::spawn(write_batches(logs.clone(), newest.clone(), pending));
         Ok(Self {
             client,
             logs,
+            newest,
             writes,
         })
     }
@@ -319,21 +362,70 @@ impl LogStore {
     }
 
     /// Entries newest first (ties by insertion order, newest first).
+    ///
+    /// A query over the whole collection costs its whole size on the
+    /// MongoDB stand-in, whatever the index (docs/design.md, "Listing at
+    /// size"), so a page is read from a range `created_at >= since`, which
+    /// costs only the entries in it. `since` starts where the page's last
+    /// entry was created by the `logs_newest` document, and moves back
+    /// tenfold (in distance from now) while the range holds fewer entries
+    /// than the page ends at; past [`WIDEST_WINDOW`] the range is dropped.
+    /// A range holding `skip + limit` entries holds the page exactly, as
+    /// every entry outside it is older.
     pub async fn list(&self, page: Page) -> Result<Vec<LogEntry>, StoreError> {
         let limit = page.limit.clamp(1, MAX_PAGE_LIMIT);
-        let docs: Vec<LogDocument> = bounded(async {
-            self.logs
-                .find(doc! {})
-                .sort(doc! {"created_at": -1, "_id": -1})
-                .skip(page.skip.min(MAX_PAGE_SKIP))
-                .limit(i64::from(limit))
-                .max_time(LIST_TIME_LIMIT)
-                .await?
-                .try_collect()
-                .await
+        let skip = page.skip.min(MAX_PAGE_SKIP);
+        within_limit(async {
+            let now = DateTime::now();
+            let mut since = Some(
+                self.newest_since(skip + u64::from(limit))
+                    .await
+                    .unwrap_or_else(|| back_from(now, Duration::from_secs(1))),
+            );
+            loop {
+                let filter = match since {
+                    Some(since) => doc! {"created_at": {"$gte": since}},
+                    None => doc! {},
+                };
+                let docs: Vec<LogDocument> = self
+                    .logs
+                    .find(filter)
+                    .sort(doc! {"created_at": -1, "_id": -1})
+                    .skip(skip)
+                    .limit(i64::from(limit))
+                    .max_time(LIST_TIME_LIMIT)
+                    .await?
+                    .try_collect()
+                    .await?;
+                let Some(from) = since.filter(|_| docs.len() < limit as usize) else {
+                    return Ok(docs.into_iter().map(LogEntry::from).collect());
+                };
+                let distance = Duration::from_millis(
+                    (now.timestamp_millis() - from.timestamp_millis()).max(1) as u64,
+                );
+                since = (distance < WIDEST_WINDOW).then(|| back_from(now, distance * 10));
+            }
         })
-        .await?;
-        Ok(docs.into_iter().map(LogEntry::from).collect())
+        .await?
+        .map_err(StoreError::from)
+    }
+
+    /// When the `need`-th newest entry was created, by the `logs_newest`
+    /// document; or its oldest time when it holds fewer; none without it.
+    async fn newest_since(&self, need: u64) -> Option<DateTime> {
+        let newest = bounded(self.newest.find_one(doc! {"_id": NEWEST_ID}))
+            .await
+            .inspect_err(|e| tracing::debug!(error = %e, "cannot read the newest creation times"))
+            .ok()??;
+        let mut times: Vec<DateTime> = newest
+            .get_array("created_at")
+            .ok()?
+            .iter()
+            .filter_map(|t| t.as_datetime().copied())
+            .collect();
+        times.sort_unstable_by(|a, b| b.cmp(a));
+        let index = usize::try_from(need).unwrap_or(usize::MAX).min(times.len());
+        times.get(index.checked_sub(1)?).copied()
     }
 
     /// One entry by its hex id.
@@ -368,6 +460,7 @@ impl LogStore {
     /// entries are indexed too.
     pub async fn drop_all(&self) -> Result<(), StoreError> {
         bounded(self.logs.drop()).await?;
+        bounded(self.newest.drop()).await?;
         tracing::info!("log collection dropped");
         if let Err(e) = self.ensure_indexes().await {
             tracing::warn!(error = %e, "cannot re-create the listing index after the drop");
@@ -424,6 +517,12 @@ async fn bounded<T>(
     operation: impl IntoFuture<Output = mongodb::error::Result<T>>,
 ) -> Result<T, StoreError> {
     within_limit(operation).await?.map_err(StoreError::from)
+}
+
+/// `distance` before `time`, or the earliest time there is.
+fn back_from(time: DateTime, distance: Duration) -> DateTime {
+    let millis = i64::try_from(distance.as_millis()).unwrap_or(i64::MAX);
+    DateTime::from_millis(time.timestamp_millis().saturating_sub(millis))
 }
 
 /// The operation's own result, or [`StoreError::Unavailable`] when it took

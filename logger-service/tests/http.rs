@@ -268,3 +268,48 @@ async fn an_entry_written_twice_with_its_id_is_stored_once() {
     assert!(envelope.message.contains("malformed id"), "{envelope:?}");
     logger.stop().await;
 }
+
+#[tokio::test]
+async fn pages_past_the_remembered_entries_and_old_entries_are_listed_in_order() {
+    use mongodb::bson::{DateTime, doc};
+    let mut logger = spawn_logger().await;
+    // Written straight into the collection, long before the logger's
+    // entries: only a listing that widens its range far enough finds them.
+    let db = mongodb::Client::with_uri_str(logger.mongo.as_ref().unwrap().url())
+        .await
+        .unwrap()
+        .database("logs");
+    let day = 24 * 3600 * 1000;
+    let now = DateTime::now().timestamp_millis();
+    let old = [("old-0", 400 * day), ("old-1", 400 * day - 1), ("week-0", 7 * day)];
+    for (name, age) in old {
+        let at = DateTime::from_millis(now - age);
+        let entry = doc! {"name": name, "data": "", "created_at": at, "updated_at": at};
+        db.collection("logs").insert_one(entry).await.unwrap();
+    }
+    // More entries than the logger remembers the creation time of.
+    let written = logger_service::store::NEWEST_KEPT + 2;
+    for i in 0..written {
+        let (status, _) = logger.post("/log", json!({"name": format!("new-{i}")})).await;
+        assert_eq!(status, 202);
+    }
+    let names = |entries: Vec<LogEntry>| entries.into_iter().map(|e| e.name).collect::<Vec<_>>();
+    let new = |i: usize| format!("new-{i}");
+    let newest: Vec<_> = (written - 3..written).rev().map(new).collect();
+    assert_eq!(names(logger.list_logs("?limit=3").await), newest);
+    let mut across: Vec<_> = (0..3).rev().map(new).collect();
+    across.extend(["week-0", "old-1", "old-0"].map(String::from));
+    let page = format!("?limit=6&skip={}", written - 3);
+    assert_eq!(names(logger.list_logs(&page).await), across);
+
+    // Without the remembered times, the listing still finds every page.
+    db.collection::<mongodb::bson::Document>(logger_service::store::NEWEST_COLLECTION)
+        .drop()
+        .await
+        .unwrap();
+    assert_eq!(names(logger.list_logs("?limit=3").await), newest);
+    assert_eq!(names(logger.list_logs(&page).await), across);
+    let last = format!("?limit=10&skip={}", written + 2);
+    assert_eq!(names(logger.list_logs(&last).await), ["old-0"]);
+    logger.stop().await;
+}

@@ -14,6 +14,8 @@ SERVICES=(logger-service authentication-service mail-service listener-service br
 # Native dependency versions, pinned.
 SECANTUSDB_VERSION=0.7.0b3
 MAILDEV_VERSION=2.2.1
+SECANTUSD=$INFRA_DIR/venv/bin/secantusd-py
+MAILDEV=$INFRA_DIR/npm/node_modules/.bin/maildev
 
 # The PostgreSQL role and database the native stack uses (local development
 # values; containers take theirs from .env / secrets).

@@ -51,8 +51,6 @@ ensure_rabbitmq() {
   say "RabbitMQ ready on 127.0.0.1:5672"
 }
 
-SECANTUSD=$INFRA_DIR/venv/bin/secantusd-py
-
 install_mongo() {
   [ -x "$SECANTUSD" ] && return
   command -v python3 >/dev/null || apt_install python3 python3-venv
@@ -80,14 +78,18 @@ ensure_mongo() {
   say "MongoDB ready on 127.0.0.1:27017"
 }
 
+install_mailcatcher() {
+  if [ ! -x "$MAILDEV" ]; then
+    command -v npm >/dev/null || apt_install nodejs npm
+    say "installing maildev $MAILDEV_VERSION (mail catcher)"
+    npm install --prefix "$INFRA_DIR/npm" --no-audit --no-fund --silent "maildev@$MAILDEV_VERSION" >/dev/null
+  fi
+}
+
 ensure_mailcatcher() {
   if ! port_open 127.0.0.1 1025; then
-    local bin=$INFRA_DIR/npm/node_modules/.bin/maildev
-    if [ ! -x "$bin" ]; then
-      command -v npm >/dev/null || apt_install nodejs npm
-      say "installing maildev $MAILDEV_VERSION (mail catcher)"
-      npm install --prefix "$INFRA_DIR/npm" --no-audit --no-fund --silent "maildev@$MAILDEV_VERSION" >/dev/null
-    fi
+    install_mailcatcher
+    local bin=$MAILDEV
     say "starting the mail catcher"
     setsid nohup "$bin" --smtp 1025 --web 8025 --ip 127.0.0.1 \
       >>"$RUN_DIR/maildev.log" 2>&1 </dev/null &
@@ -122,7 +124,8 @@ for step in "${steps[@]}"; do
     mongo) ensure_mongo ;;
     mongo-install) install_mongo ;;
     mailcatcher) ensure_mailcatcher ;;
+    mailcatcher-install) install_mailcatcher ;;
     browser) ensure_browser ;;
-    *) die "unknown step $step (postgres, rabbitmq, mongo, mongo-install, mailcatcher, browser)" ;;
+    *) die "unknown step $step (postgres, rabbitmq, mongo, mongo-install, mailcatcher, mailcatcher-install, browser)" ;;
   esac
 done

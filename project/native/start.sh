@@ -3,12 +3,14 @@
 # Starts missing infrastructure (infra.sh), builds the services, starts each
 # one that is not already running (log: $RUN_DIR/<service>.log, PID:
 # $RUN_DIR/<service>.pid), waits until every /readyz is green and prints the
-# URLs. Idempotent: what already runs is left alone.
+# URLs. Idempotent: what already runs is left alone. STACK_INFRA=external
+# skips infra.sh: the services' environment then names infrastructure
+# started elsewhere (the fault suite's own).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 mkdir -p "$RUN_DIR"
-"$ROOT/project/native/infra.sh"
+[ "${STACK_INFRA:-}" = external ] || "$ROOT/project/native/infra.sh"
 
 say "building the services (cargo profile $(cargo_profile))"
 packages=()

@@ -1,9 +1,11 @@
 //! `make bench` and `make soak` against the native stack (`make start`).
 //!
-//! `bench [bench|soak]`; settings from the environment: `BENCH_SECS` (10),
+//! `bench [bench|soak|listing|faults]`; settings from the environment: `BENCH_SECS` (10),
 //! `WARMUP_SECS` (2), `CONCURRENCY` ("1,16,64"), `SOAK_SECS` (300),
 //! `RUN_DIR` (.run, for the services' PIDs), `OUT_DIR` (docs/bench).
 
+mod faults;
+mod listing;
 mod load;
 mod procs;
 mod report;
@@ -74,6 +76,9 @@ pub struct Row {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mode = std::env::args().nth(1).unwrap_or_else(|| "bench".into());
+    if mode == "faults" {
+        return faults::run().await;
+    }
     let settings = Settings::from_env()?;
     let clients = Clients::connect(Endpoints::default())
         .await
@@ -82,6 +87,10 @@ async fn main() -> anyhow::Result<()> {
     match mode.as_str() {
         "bench" => bench(&settings, clients).await,
         "soak" => soak(&settings, clients).await,
+        "listing" => {
+            let measured = listing::measure(&settings, &clients).await?;
+            listing::write(&settings, &measured)
+        }
         other => anyhow::bail!("unknown mode {other}: bench or soak"),
     }
 }
@@ -219,6 +228,9 @@ async fn bench(settings: &Settings, clients: Arc<Clients>) -> anyhow::Result<()>
         "report written to {}",
         settings.out_dir.join("report.md").display()
     );
+    // Last: it empties the log collection and fills it to its size.
+    let measured = listing::measure(settings, &clients).await?;
+    listing::write(settings, &measured)?;
     Ok(())
 }
 

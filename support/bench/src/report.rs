@@ -29,7 +29,7 @@ fn shell(command: &str, args: &[&str]) -> String {
         .unwrap_or_default()
 }
 
-fn machine(runs: &str) -> String {
+pub fn machine(runs: &str) -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {

@@ -98,6 +98,22 @@ impl Clients {
         &self.endpoints.logger
     }
 
+    /// A function that sends `GET url` and reads the answer.
+    pub fn getter(
+        self: &Arc<Self>,
+        url: String,
+    ) -> impl Fn() -> BoxFuture<'static, Outcome> + Send + Sync + 'static {
+        let clients = self.clone();
+        move || {
+            let (c, url) = (clients.clone(), url.clone());
+            Box::pin(async move { c.answer(c.http.get(url)).await })
+        }
+    }
+
+    pub async fn delete(&self, url: String) -> Outcome {
+        self.answer(self.http.delete(url)).await
+    }
+
     fn next(&self) -> u64 {
         self.sequence.fetch_add(1, Ordering::Relaxed)
     }
@@ -108,6 +124,10 @@ impl Clients {
             Some(body) => request.json(&body),
             None => request,
         };
+        self.answer(request).await
+    }
+
+    async fn answer(&self, request: reqwest::RequestBuilder) -> Outcome {
         let response = request.send().await.map_err(|e| e.to_string())?;
         let status = response.status();
         if status.is_success() {

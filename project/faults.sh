@@ -55,7 +55,7 @@ for service in "${SERVICES[@]}"; do
   port_open 127.0.0.1 "$port" && die "port $port is taken: stop the running stack first (make stop)"
 done
 # 1,000 slow clients and the load need more descriptors than the usual 1024.
-ulimit -n "$(ulimit -Hn)"
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || ulimit -n 65536 2>/dev/null || true
 
 "$ROOT/project/native/infra.sh" postgres rabbitmq mongo-install mailcatcher-install
 

@@ -253,7 +253,9 @@ async fn remember_newest(newest: &Collection<Document>, created: Vec<DateTime>) 
     }
     let kept = -(NEWEST_KEPT as i32);
     let push = doc! {"$push": {"created_at": {"$each": created, "$slice": kept}}};
-    let update = newest.update_one(doc! {"_id": NEWEST_ID}, push).upsert(true);
+    let update = newest
+        .update_one(doc! {"_id": NEWEST_ID}, push)
+        .upsert(true);
     if let Err(e) = bounded(update).await {
         tracing::debug!(error = %e, "cannot record the newest creation times");
     }

@@ -281,7 +281,11 @@ async fn pages_past_the_remembered_entries_and_old_entries_are_listed_in_order()
         .database("logs");
     let day = 24 * 3600 * 1000;
     let now = DateTime::now().timestamp_millis();
-    let old = [("old-0", 400 * day), ("old-1", 400 * day - 1), ("week-0", 7 * day)];
+    let old = [
+        ("old-0", 400 * day),
+        ("old-1", 400 * day - 1),
+        ("week-0", 7 * day),
+    ];
     for (name, age) in old {
         let at = DateTime::from_millis(now - age);
         let entry = doc! {"name": name, "data": "", "created_at": at, "updated_at": at};
@@ -290,7 +294,9 @@ async fn pages_past_the_remembered_entries_and_old_entries_are_listed_in_order()
     // More entries than the logger remembers the creation time of.
     let written = logger_service::store::NEWEST_KEPT + 2;
     for i in 0..written {
-        let (status, _) = logger.post("/log", json!({"name": format!("new-{i}")})).await;
+        let (status, _) = logger
+            .post("/log", json!({"name": format!("new-{i}")}))
+            .await;
         assert_eq!(status, 202);
     }
     let names = |entries: Vec<LogEntry>| entries.into_iter().map(|e| e.name).collect::<Vec<_>>();

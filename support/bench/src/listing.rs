@@ -30,7 +30,10 @@ pub async fn measure(settings: &Settings, clients: &Arc<Clients>) -> anyhow::Res
         .parse()
         .context("LISTING_ENTRIES")?;
     eprintln!("listing: emptying the log collection, then {entries} entries over gRPC");
-    clients.delete(format!("{}/logs", clients.logger())).await.map_err(anyhow::Error::msg)?;
+    clients
+        .delete(format!("{}/logs", clients.logger()))
+        .await
+        .map_err(anyhow::Error::msg)?;
     let started = Instant::now();
     fill(clients, entries).await?;
     let fill = started.elapsed();
@@ -41,7 +44,13 @@ pub async fn measure(settings: &Settings, clients: &Arc<Clients>) -> anyhow::Res
         let url = format!("{base}/logs?limit=10");
         let label = format!("{label} GET /logs?limit=10");
         eprintln!("  {label}");
-        let idle = load::run(1, settings.warmup, settings.duration, clients.getter(url.clone())).await;
+        let idle = load::run(
+            1,
+            settings.warmup,
+            settings.duration,
+            clients.getter(url.clone()),
+        )
+        .await;
         rows.push((label.clone(), "idle", idle));
         let writes = tokio::spawn(load::run(
             16,
@@ -53,10 +62,17 @@ pub async fn measure(settings: &Settings, clients: &Arc<Clients>) -> anyhow::Res
         let writes = writes.await?;
         rows.push((label, "while 16 workers write over gRPC", busy));
         if writes.errors > 0 {
-            eprintln!("    {} write errors, first: {:?}", writes.errors, writes.first_error);
+            eprintln!(
+                "    {} write errors, first: {:?}",
+                writes.errors, writes.first_error
+            );
         }
     }
-    Ok(Listing { entries, fill, rows })
+    Ok(Listing {
+        entries,
+        fill,
+        rows,
+    })
 }
 
 /// Writes `entries` entries with `FILLERS` workers; a failed write is

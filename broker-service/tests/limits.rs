@@ -25,7 +25,7 @@ async fn closed_after(stream: &mut TcpStream, limit: Duration) -> Duration {
 #[tokio::test]
 async fn a_client_that_never_finishes_its_headers_is_cut_off() {
     let mut config = config::broker();
-    config.server.header_read_timeout = Duration::from_secs(1);
+    config.server.limits.header_read_timeout = Duration::from_secs(1);
     let broker = spawn_broker(config).await;
     let mut silent = TcpStream::connect(broker.addr()).await.unwrap();
     let mut slow = TcpStream::connect(broker.addr()).await.unwrap();
@@ -46,8 +46,8 @@ async fn a_client_that_never_finishes_its_headers_is_cut_off() {
 #[tokio::test]
 async fn past_the_connection_cap_a_new_connection_is_closed_at_once() {
     let mut config = config::broker();
-    config.server.max_connections = 4;
-    config.server.header_read_timeout = Duration::from_secs(2);
+    config.server.limits.max_connections = 4;
+    config.server.limits.header_read_timeout = Duration::from_secs(2);
     let broker = spawn_broker(config).await;
     let mut held = Vec::new();
     for _ in 0..4 {

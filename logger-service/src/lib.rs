@@ -13,6 +13,7 @@
 pub mod config;
 pub mod grpc;
 pub mod http;
+pub mod newest;
 pub mod rpc;
 pub mod store;
 
@@ -82,6 +83,7 @@ impl Application {
         // Cancelled on shutdown, and also when any one server ends.
         let stop = shutdown.child_token();
         let indexing = tokio::spawn(self.store.clone().keep_ensuring_indexes(stop.clone()));
+        let sharing = tokio::spawn(self.store.clone().keep_sharing_newest(stop.clone()));
 
         let (http, rpc, grpc) = tokio::join!(
             stop_all_when_done("http", self.http.run(stop.clone()), &stop),
@@ -89,6 +91,7 @@ impl Application {
             stop_all_when_done("grpc", self.grpc.run(stop.clone()), &stop),
         );
         indexing.await.context("the index task panicked")?;
+        sharing.await.context("the newest-times task panicked")?;
         http.and(rpc).and(grpc)
     }
 }

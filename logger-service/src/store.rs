@@ -1,7 +1,7 @@
 //! The MongoDB store behind all three transports: collection `logs` with
-//! documents `{_id, name, data, created_at, updated_at}`, and beside it
-//! `logs_newest`, one document holding the `created_at` of the newest
-//! entries, which bounds the listing (see [`LogStore::list`]).
+//! documents `{_id, name, data, created_at, updated_at}`, and beside it the
+//! creation times of the newest entries ([`crate::newest`]), which bound
+//! the listing (see [`LogStore::list`]).
 //!
 //! Entries can only be written as a [`NewLog`], whose constructor is the one
 //! place the bounds of docs/contracts.md §4 are checked. Every operation is bounded by
@@ -16,7 +16,7 @@ use chrono::{SecondsFormat, Utc};
 use futures::TryStreamExt;
 use futures::future::BoxFuture;
 use mongodb::bson::oid::ObjectId;
-use mongodb::bson::{DateTime, Document, doc};
+use mongodb::bson::{DateTime, doc};
 use mongodb::error::ErrorKind;
 use mongodb::options::{ClientOptions, ReturnDocument};
 use mongodb::results::InsertManyResult;
@@ -29,14 +29,10 @@ use service_kit::health::ReadinessCheck;
 use service_kit::shutdown::CancellationToken;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
+use crate::newest::{self, NewestTimes};
+
 /// The collection every entry lives in.
 pub const COLLECTION: &str = "logs";
-/// The collection of the one document that remembers when the newest
-/// entries were created: `{_id: "newest", created_at: [..]}`.
-pub const NEWEST_COLLECTION: &str = "logs_newest";
-/// How many of the newest creation times that document keeps: a listing
-/// page that ends within them is one small range query.
-pub const NEWEST_KEPT: usize = 128;
 /// How long the driver looks for a usable server (and a TCP connect may
 /// take) before an operation fails.
 pub const SERVER_SELECTION_TIMEOUT: Duration = Duration::from_secs(3);
@@ -144,10 +140,12 @@ fn rfc3339(time: DateTime) -> String {
         .to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// An entry id by the one rule of docs/contracts.md §4
+/// ([`proto::check_entry_id`]).
 fn parse_id(id: &str) -> Result<ObjectId, StoreError> {
-    ObjectId::parse_str(id).map_err(|_| {
-        StoreError::InvalidArgument(format!("malformed id {id:?}: expected 24 hex digits"))
-    })
+    proto::check_entry_id(id).map_err(StoreError::InvalidArgument)?;
+    ObjectId::parse_str(id)
+        .map_err(|e| StoreError::Internal(anyhow::Error::new(e).context("a checked id")))
 }
 
 /// The log collection, shared by every transport. Cheap to clone: clones
@@ -156,7 +154,7 @@ fn parse_id(id: &str) -> Result<ObjectId, StoreError> {
 pub struct LogStore {
     client: Client,
     logs: Collection<LogDocument>,
-    newest: Collection<Document>,
+    newest: NewestTimes,
     writes: mpsc::Sender<PendingWrite>,
 }
 
@@ -203,13 +201,10 @@ impl From<BatchFailure> for StoreError {
 /// is free go to MongoDB in one `insert_many`, and each caller is answered
 /// only once its batch is stored. Under light load a batch is one entry, so
 /// nothing waits for company; under heavy load one round trip stores many.
-///
-/// Once a batch is answered, the creation times of its new entries are
-/// added to the `logs_newest` document (off the callers' path: a failure
-/// there only makes the next listing search wider).
+/// The creation times of the new entries are noted in `newest`.
 async fn write_batches(
     logs: Collection<LogDocument>,
-    newest: Collection<Document>,
+    newest: NewestTimes,
     mut pending: mpsc::Receiver<PendingWrite>,
 ) {
     let writers = Arc::new(Semaphore::new(WRITERS));
@@ -239,30 +234,12 @@ async fn write_batches(
                 }
                 let _ = write.stored.send(outcome);
             }
-            remember_newest(&newest, created).await;
+            newest.record(&created);
             drop(writer);
         });
     }
 }
 
-/// Appends `created` to the `logs_newest` document, keeping the last
-/// [`NEWEST_KEPT`].
-async fn remember_newest(newest: &Collection<Document>, created: Vec<DateTime>) {
-    if created.is_empty() {
-        return;
-    }
-    let kept = -(NEWEST_KEPT as i32);
-    let push = doc! {"$push": {"created_at": {"$each": created, "$slice": kept}}};
-    let update = newest
-        .update_one(doc! {"_id": NEWEST_ID}, push)
-        .upsert(true);
-    if let Err(e) = bounded(update).await {
-        tracing::debug!(error = %e, "cannot record the newest creation times");
-    }
-}
-
-/// The `_id` of the one document in [`NEWEST_COLLECTION`].
-const NEWEST_ID: &str = "newest";
 /// Past this distance back from now, a listing stops bounding its range.
 const WIDEST_WINDOW: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
@@ -322,7 +299,7 @@ impl LogStore {
         options.connect_timeout = Some(SERVER_SELECTION_TIMEOUT);
         let client = Client::with_options(options).context("cannot create the MongoDB client")?;
         let logs = client.database(database).collection(COLLECTION);
-        let newest = client.database(database).collection(NEWEST_COLLECTION);
+        let newest = NewestTimes::new(client.database(database).collection(newest::COLLECTION));
         let (writes, pending) = mpsc::channel(4 * MAX_BATCH);
         tokio::spawn(write_batches(logs.clone(), newest.clone(), pending));
         Ok(Self {
@@ -369,7 +346,7 @@ impl LogStore {
     /// MongoDB stand-in, whatever the index (docs/design.md, "Listing at
     /// size"), so a page is read from a range `created_at >= since`, which
     /// costs only the entries in it. `since` starts where the page's last
-    /// entry was created by the `logs_newest` document, and moves back
+    /// entry was created by the newest times known ([`crate::newest`]), and moves back
     /// tenfold (in distance from now) while the range holds fewer entries
     /// than the page ends at; past [`WIDEST_WINDOW`] the range is dropped.
     /// A range holding `skip + limit` entries holds the page exactly, as
@@ -380,7 +357,8 @@ impl LogStore {
         within_limit(async {
             let now = DateTime::now();
             let mut since = Some(
-                self.newest_since(skip + u64::from(limit))
+                self.newest
+                    .since(skip + u64::from(limit))
                     .await
                     .unwrap_or_else(|| back_from(now, Duration::from_secs(1))),
             );
@@ -410,24 +388,6 @@ impl LogStore {
         })
         .await?
         .map_err(StoreError::from)
-    }
-
-    /// When the `need`-th newest entry was created, by the `logs_newest`
-    /// document; or its oldest time when it holds fewer; none without it.
-    async fn newest_since(&self, need: u64) -> Option<DateTime> {
-        let newest = bounded(self.newest.find_one(doc! {"_id": NEWEST_ID}))
-            .await
-            .inspect_err(|e| tracing::debug!(error = %e, "cannot read the newest creation times"))
-            .ok()??;
-        let mut times: Vec<DateTime> = newest
-            .get_array("created_at")
-            .ok()?
-            .iter()
-            .filter_map(|t| t.as_datetime().copied())
-            .collect();
-        times.sort_unstable_by(|a, b| b.cmp(a));
-        let index = usize::try_from(need).unwrap_or(usize::MAX).min(times.len());
-        times.get(index.checked_sub(1)?).copied()
     }
 
     /// One entry by its hex id.
@@ -462,7 +422,7 @@ impl LogStore {
     /// entries are indexed too.
     pub async fn drop_all(&self) -> Result<(), StoreError> {
         bounded(self.logs.drop()).await?;
-        bounded(self.newest.drop()).await?;
+        self.newest.forget().await?;
         tracing::info!("log collection dropped");
         if let Err(e) = self.ensure_indexes().await {
             tracing::warn!(error = %e, "cannot re-create the listing index after the drop");
@@ -478,6 +438,12 @@ impl LogStore {
             .build();
         bounded(self.logs.create_index(index)).await?;
         Ok(())
+    }
+
+    /// Adds this process's newest creation times to the shared document
+    /// until `shutdown` ([`NewestTimes::keep_flushing`]).
+    pub async fn keep_sharing_newest(self, shutdown: CancellationToken) {
+        self.newest.keep_flushing(shutdown).await;
     }
 
     /// Retries [`ensure_indexes`](Self::ensure_indexes) with a growing delay
@@ -515,7 +481,7 @@ impl LogStore {
 }
 
 /// Cuts off an operation after [`OPERATION_TIMEOUT`].
-async fn bounded<T>(
+pub(crate) async fn bounded<T>(
     operation: impl IntoFuture<Output = mongodb::error::Result<T>>,
 ) -> Result<T, StoreError> {
     within_limit(operation).await?.map_err(StoreError::from)

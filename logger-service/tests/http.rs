@@ -292,7 +292,7 @@ async fn pages_past_the_remembered_entries_and_old_entries_are_listed_in_order()
         db.collection("logs").insert_one(entry).await.unwrap();
     }
     // More entries than the logger remembers the creation time of.
-    let written = logger_service::store::NEWEST_KEPT + 2;
+    let written = logger_service::newest::KEPT + 2;
     for i in 0..written {
         let (status, _) = logger
             .post("/log", json!({"name": format!("new-{i}")}))
@@ -308,11 +308,19 @@ async fn pages_past_the_remembered_entries_and_old_entries_are_listed_in_order()
     let page = format!("?limit=6&skip={}", written - 3);
     assert_eq!(names(logger.list_logs(&page).await), across);
 
-    // Without the remembered times, the listing still finds every page.
-    db.collection::<mongodb::bson::Document>(logger_service::store::NEWEST_COLLECTION)
+    // A logger started again knows only the shared document's times (its
+    // last ones were added to it on the way down)...
+    logger.stop().await;
+    logger.restart().await;
+    assert_eq!(names(logger.list_logs("?limit=3").await), newest);
+    assert_eq!(names(logger.list_logs(&page).await), across);
+    // ...and without the document, it still finds every page.
+    logger.stop().await;
+    db.collection::<mongodb::bson::Document>(logger_service::newest::COLLECTION)
         .drop()
         .await
         .unwrap();
+    logger.restart().await;
     assert_eq!(names(logger.list_logs("?limit=3").await), newest);
     assert_eq!(names(logger.list_logs(&page).await), across);
     let last = format!("?limit=10&skip={}", written + 2);

@@ -252,7 +252,7 @@ pub async fn run() -> anyhow::Result<()> {
         maildev: std::env::var("MAILDEV_URL").unwrap_or_else(|_| "http://127.0.0.1:8025".into()),
     };
     let mut table = String::from(
-        "| scenario | fault | sent | 2xx | stored (of 2xx) | lost | duplicated | errors (all in the envelope) | slowest error s | failed but stored | dead-lettered | recovered |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
+        "| scenario | fault | loaded paths | sent | 2xx | stored (of 2xx) | lost | duplicated | errors (all in the envelope) | slowest error s | failed but stored | dead-lettered | recovered |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
     );
     let mut failed = Vec::new();
     for scenario in SCENARIOS {
@@ -272,9 +272,10 @@ pub async fn run() -> anyhow::Result<()> {
         let broken = counts.violations(scenario);
         writeln!(
             table,
-            "| {} | {} | {} | {} | {} | {} | {} | {} ({}) | {:.2} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} ({}) | {:.2} | {} | {} | {} |",
             scenario.name,
             scenario.what,
+            loaded(scenario.loads),
             counts.sent,
             counts.acked,
             if counts.unverifiable == 0 {
@@ -312,6 +313,26 @@ pub async fn run() -> anyhow::Result<()> {
         failed.join("\n")
     );
     Ok(())
+}
+
+/// "log via rpc, http", "auth", ...
+fn loaded(loads: &[Load]) -> String {
+    let logs: Vec<&str> = loads
+        .iter()
+        .filter_map(|l| match l {
+            Load::Log(t) => Some(*t),
+            _ => None,
+        })
+        .collect();
+    let mut parts: Vec<String> = loads
+        .iter()
+        .filter(|l| !matches!(l, Load::Log(_)))
+        .map(|l| l.label())
+        .collect();
+    if !logs.is_empty() {
+        parts.insert(0, format!("log via {}", logs.join(", ")));
+    }
+    parts.join(", ")
 }
 
 async fn run_scenario(env: &Env, scenario: &Scenario) -> anyhow::Result<Counts> {

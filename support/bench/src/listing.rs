@@ -30,10 +30,14 @@ pub async fn measure(settings: &Settings, clients: &Arc<Clients>) -> anyhow::Res
         .parse()
         .context("LISTING_ENTRIES")?;
     eprintln!("listing: emptying the log collection, then {entries} entries over gRPC");
-    clients
-        .delete(format!("{}/logs", clients.logger()))
-        .await
-        .map_err(anyhow::Error::msg)?;
+    // Dropping a large collection takes the stand-in longer than the
+    // logger waits (503); the drop goes on, and a later one finds it done.
+    let mut attempts = 0;
+    while let Err(e) = clients.delete(format!("{}/logs", clients.logger())).await {
+        attempts += 1;
+        anyhow::ensure!(attempts < 24, "cannot empty the log collection: {e}");
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
     let started = Instant::now();
     fill(clients, entries).await?;
     let fill = started.elapsed();

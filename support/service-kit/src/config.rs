@@ -180,12 +180,9 @@ pub struct ServerConfig {
     /// `SHUTDOWN_GRACE_SECS`: how long in-flight work may take to finish
     /// after SIGTERM before the process exits anyway (default 10).
     pub shutdown_grace: Duration,
-    /// `HEADER_READ_TIMEOUT_SECS`: how long a client may take to send a
-    /// request's headers, an idle keep-alive connection included (default 10).
-    pub header_read_timeout: Duration,
-    /// `MAX_CONNECTIONS`: open connections at most; past it a new one is
-    /// closed at once (default 4096).
-    pub max_connections: usize,
+    /// `HEADER_READ_TIMEOUT_SECS` (default 10) and `MAX_CONNECTIONS`
+    /// (default 4096).
+    pub limits: crate::http::ConnectionLimits,
 }
 
 impl ServerConfig {
@@ -194,8 +191,10 @@ impl ServerConfig {
             http_addr: env.socket_addr("HTTP_ADDR", default_http_addr)?,
             request_timeout: env.seconds("REQUEST_TIMEOUT_SECS", "30")?,
             shutdown_grace: env.seconds("SHUTDOWN_GRACE_SECS", "10")?,
-            header_read_timeout: env.seconds("HEADER_READ_TIMEOUT_SECS", "10")?,
-            max_connections: env.parse("MAX_CONNECTIONS", "4096")?,
+            limits: crate::http::ConnectionLimits {
+                header_read_timeout: env.seconds("HEADER_READ_TIMEOUT_SECS", "10")?,
+                max_connections: env.parse("MAX_CONNECTIONS", "4096")?,
+            },
         })
     }
 }

@@ -277,9 +277,10 @@ pub async fn serve(
 /// How much of the server one client, or all of them, may hold.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
-    /// How long a client may take to send a request's headers.
+    /// How long a client may take to send a request's headers, an idle
+    /// keep-alive connection included.
     pub header_read_timeout: Duration,
-    /// Open connections at most.
+    /// Open connections at most; past it a new one is closed at once.
     pub max_connections: usize,
 }
 
@@ -310,10 +311,7 @@ impl HttpServer {
             listener,
             router,
             grace: config.shutdown_grace,
-            limits: ConnectionLimits {
-                header_read_timeout: config.header_read_timeout,
-                max_connections: config.max_connections,
-            },
+            limits: config.limits,
         })
     }
 

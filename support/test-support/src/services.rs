@@ -27,8 +27,10 @@ pub mod config {
             http_addr: any_port(),
             request_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(5),
-            header_read_timeout: Duration::from_secs(10),
-            max_connections: 1024,
+            limits: service_kit::http::ConnectionLimits {
+                header_read_timeout: Duration::from_secs(10),
+                max_connections: 1024,
+            },
         }
     }
 

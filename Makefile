@@ -25,7 +25,7 @@ replay-dead-letters: ## move the events in RabbitMQ's logs.dead back to the log 
 build: ## build every crate (release)
 	cargo build --workspace --release
 
-test: lint test-rust test-native test-faults lint-deploy test-docker ## every check and test: format, clippy, unit, integration and browser tests, native stack smoke test, deployment files, the Docker path (SKIP_DOCKER_TESTS=1 skips that)
+test: lint test-rust test-native test-faults lint-deploy test-docker ## every check and test: format, clippy, unit, integration and browser tests, native stack smoke test, the fault suite, deployment files, the Docker path (SKIP_DOCKER_TESTS=1 skips that)
 
 infra: ## install and start the local infrastructure only
 	@$(NATIVE)/infra.sh

@@ -1,8 +1,6 @@
 //! `replay-dead-letters`: moves the events waiting in `logs.dead` back to
 //! the log exchange, for the listener to store (docs/contracts.md §4). Reads
-//! `AMQP_URL` as the listener does; in a container run it through the
-//! image's entrypoint (`docker-entrypoint replay-dead-letters`), which also
-//! reads `AMQP_URL_FILE`.
+//! `AMQP_URL` (or the file `AMQP_URL_FILE` names) as the listener does.
 
 use std::process::ExitCode;
 
@@ -10,7 +8,7 @@ use service_kit::config::Env;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    let url = match Env::from_process().amqp_url() {
+    let url = match Env::from_process().and_then(|env| env.amqp_url()) {
         Ok(url) => url,
         Err(e) => {
             eprintln!("replay-dead-letters: {e}");

@@ -26,6 +26,16 @@ pub struct ConfigError {
 /// [`ExposeSecret::expose_secret`].
 pub use secrecy::{ExposeSecret, SecretString as Secret};
 
+/// The settings that may carry a secret, and so may come from a file named
+/// by `NAME_FILE` (docs/contracts.md §2).
+pub const FILE_SETTINGS: &[&str] = &[
+    "DATABASE_URL",
+    "MONGO_URL",
+    "AMQP_URL",
+    "MAIL_USERNAME",
+    "MAIL_PASSWORD",
+];
+
 /// A snapshot of the environment, so configuration can be loaded from the
 /// process or, in tests, from a plain list of pairs.
 #[derive(Debug, Clone, Default)]
@@ -34,12 +44,48 @@ pub struct Env {
 }
 
 impl Env {
-    /// The process environment (variables that are not UTF-8 are skipped).
-    pub fn from_process() -> Self {
-        let vars = std::env::vars_os()
-            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+    /// The process environment (variables that are not UTF-8 are skipped),
+    /// with every `NAME_FILE` read into `NAME` ([`Env::reading_files`]).
+    pub fn from_process() -> Result<Self, ConfigError> {
+        Self::reading_files(
+            std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+        )
+    }
+
+    /// `pairs`, where for each setting of [`FILE_SETTINGS`] a variable
+    /// `NAME_FILE` that is set names a file whose content (trailing
+    /// newlines removed) becomes `NAME`: how Docker and Kubernetes secrets
+    /// reach a setting. Setting both `NAME` and `NAME_FILE`, or naming a
+    /// file that cannot be read, is an error. Other `*_FILE` variables
+    /// (a shell has many) are left alone.
+    pub fn reading_files<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Self, ConfigError> {
+        let mut env = Self::from_pairs(pairs);
+        let named: Vec<(String, String)> = env
+            .vars
+            .iter()
+            .filter(|(_, path)| !path.is_empty())
+            .filter_map(|(key, path)| Some((key.strip_suffix("_FILE")?.to_owned(), path.clone())))
+            .filter(|(name, _)| FILE_SETTINGS.contains(&name.as_str()))
             .collect();
-        Self { vars }
+        for (name, path) in named {
+            let variable = format!("{name}_FILE");
+            if env.get(&name).is_some() {
+                return Err(env.error(
+                    &variable,
+                    &path,
+                    format!("{name} is set too; set only one"),
+                ));
+            }
+            let content = std::fs::read_to_string(&path)
+                .map_err(|e| env.error(&variable, &path, format!("cannot read the file: {e}")))?;
+            env.vars.remove(&variable);
+            env.vars
+                .insert(name, content.trim_end_matches(['\n', '\r']).to_owned());
+        }
+        Ok(env)
     }
 
     pub fn from_pairs<K: Into<String>, V: Into<String>>(
@@ -202,6 +248,64 @@ impl ServerConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file holding `content`, removed when dropped.
+    struct SecretFile(std::path::PathBuf);
+
+    impl SecretFile {
+        fn new(name: &str, content: &str) -> Self {
+            let path =
+                std::env::temp_dir().join(format!("service-kit-{}-{name}", std::process::id()));
+            std::fs::write(&path, content).unwrap();
+            Self(path)
+        }
+
+        fn path(&self) -> &str {
+            self.0.to_str().unwrap()
+        }
+    }
+
+    impl Drop for SecretFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    #[test]
+    fn a_name_file_variable_sets_the_variable_from_the_file() {
+        let file = SecretFile::new("url", "postgres://u:s3cret@db:5432/users\n\n");
+        let env = Env::reading_files([
+            ("DATABASE_URL_FILE", file.path()),
+            ("EMPTY_FILE", ""),
+            ("_FILE", file.path()),
+        ])
+        .unwrap();
+        assert_eq!(
+            env.get("DATABASE_URL"),
+            Some("postgres://u:s3cret@db:5432/users")
+        );
+        assert_eq!(
+            env.get("DATABASE_URL_FILE"),
+            None,
+            "the file variable is consumed"
+        );
+        assert_eq!(env.get("EMPTY"), None, "an empty NAME_FILE is unset");
+        assert_eq!(env.get(""), None);
+    }
+
+    #[test]
+    fn a_name_file_beside_its_name_or_unreadable_is_an_error() {
+        let file = SecretFile::new("both", "x");
+        let both =
+            Env::reading_files([("MAIL_PASSWORD", "y"), ("MAIL_PASSWORD_FILE", file.path())])
+                .unwrap_err();
+        assert_eq!(both.variable, "MAIL_PASSWORD_FILE");
+        assert!(both.reason.contains("MAIL_PASSWORD is set too"), "{both}");
+
+        let missing = Env::reading_files([("AMQP_URL_FILE", "/nonexistent/amqp_url")]).unwrap_err();
+        assert_eq!(missing.variable, "AMQP_URL_FILE");
+        assert!(missing.reason.contains("cannot read the file"), "{missing}");
+    }
 
     #[test]
     fn defaults_apply_when_unset_or_empty() {

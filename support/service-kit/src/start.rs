@@ -21,8 +21,8 @@ pub fn main<C, Fut>(
 where
     Fut: Future<Output = anyhow::Result<()>>,
 {
-    let env = Env::from_process();
-    let config = LogFormat::from_env(&env).and_then(|format| {
+    let config = Env::from_process().and_then(|env| {
+        let format = LogFormat::from_env(&env)?;
         telemetry::init(format);
         load(&env)
     });

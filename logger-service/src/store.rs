@@ -240,9 +240,6 @@ async fn write_batches(
     }
 }
 
-/// Past this distance back from now, a listing stops bounding its range.
-const WIDEST_WINDOW: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-
 /// Each entry's outcome of one unordered `insert_many` of `count` entries:
 /// every entry MongoDB did not report stored; one it refused as a duplicate
 /// key was stored before; one it refused otherwise, or all of them when the
@@ -354,7 +351,7 @@ impl LogStore {
     pub async fn list(&self, page: Page) -> Result<Vec<LogEntry>, StoreError> {
         let limit = page.limit.clamp(1, MAX_PAGE_LIMIT);
         let skip = page.skip.min(MAX_PAGE_SKIP);
-        within_limit(async {
+        bounded(async {
             let now = DateTime::now();
             let mut since = Some(
                 self.newest
@@ -386,8 +383,7 @@ impl LogStore {
                 since = (distance < WIDEST_WINDOW).then(|| back_from(now, distance * 10));
             }
         })
-        .await?
-        .map_err(StoreError::from)
+        .await
     }
 
     /// One entry by its hex id.
@@ -486,6 +482,9 @@ pub(crate) async fn bounded<T>(
 ) -> Result<T, StoreError> {
     within_limit(operation).await?.map_err(StoreError::from)
 }
+
+/// Past this distance back from now, a listing stops bounding its range.
+const WIDEST_WINDOW: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// `distance` before `time`, or the earliest time there is.
 fn back_from(time: DateTime, distance: Duration) -> DateTime {

@@ -1,7 +1,13 @@
 //! authentication-service's configuration (docs/contracts.md §2), from the environment.
 
+use std::time::Duration;
+
 use proto::ports;
 use service_kit::config::{ConfigError, Env, ServerConfig, Url};
+use service_kit::token::TokenKey;
+
+use crate::lockout::LockoutPolicy;
+use crate::passwords::BcryptLimits;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -10,6 +16,14 @@ pub struct Config {
     pub database_url: Url,
     /// `LOGGER_URL`: where login attempts are logged.
     pub logger_url: Url,
+    /// `TOKEN_KEY` (or `TOKEN_KEY_FILE`): signs the access tokens.
+    pub token_key: TokenKey,
+    /// `TOKEN_TTL_SECS`: how long a token is valid (default 900).
+    pub token_ttl: Duration,
+    /// `LOCKOUT_AFTER`, `LOCKOUT_BASE_SECS`, `LOCKOUT_MAX_SECS`.
+    pub lockout: LockoutPolicy,
+    /// `BCRYPT_THREADS`, `BCRYPT_QUEUE_SECS`.
+    pub bcrypt: BcryptLimits,
 }
 
 impl Config {
@@ -25,6 +39,17 @@ impl Config {
                 &["postgres", "postgresql"],
             )?,
             logger_url: env.logger_url()?,
+            token_key: TokenKey::from_env(env)?,
+            token_ttl: env.seconds("TOKEN_TTL_SECS", "900")?,
+            lockout: LockoutPolicy {
+                after: env.parse("LOCKOUT_AFTER", "5")?,
+                base: env.seconds("LOCKOUT_BASE_SECS", "1")?,
+                max: env.seconds("LOCKOUT_MAX_SECS", "60")?,
+            },
+            bcrypt: BcryptLimits {
+                threads: env.parse("BCRYPT_THREADS", &BcryptLimits::cores().to_string())?,
+                queue_timeout: env.seconds("BCRYPT_QUEUE_SECS", "2")?,
+            },
         })
     }
 }

@@ -4,10 +4,13 @@
 //! `POST /authenticate` answers 202 with the user (never the hash), or the
 //! same 401 for an unknown user, a wrong password and an inactive user, in
 //! about the same time. Every attempt is logged to the logger, and a logger
-//! outage never fails a login.
+//! outage never fails a login. A successful login carries an access token
+//! (`service_kit::token`); failures lock the address for a while
+//! ([`lockout`]), and bcrypt runs on at most one thread per core.
 
 mod activity;
 pub mod config;
+pub mod lockout;
 pub mod passwords;
 mod routes;
 mod store;
@@ -17,12 +20,15 @@ use std::time::Duration;
 
 use service_kit::health::{self, Readiness};
 use service_kit::http::HttpServer;
+use service_kit::origins::Origins;
 use service_kit::shutdown::CancellationToken;
+use service_kit::token::TokenKey;
 use service_kit::upstream::ServiceClient;
 
 pub use config::Config;
 
 use crate::activity::ActivityLog;
+use crate::lockout::Lockout;
 use crate::passwords::Passwords;
 use crate::store::UserStore;
 
@@ -32,6 +38,9 @@ struct AppState {
     users: UserStore,
     passwords: Arc<Passwords>,
     activity: ActivityLog,
+    lockout: Arc<Lockout>,
+    token_key: TokenKey,
+    token_ttl: Duration,
 }
 
 /// The service, bound to its port, ready to run.
@@ -45,7 +54,7 @@ impl Application {
     /// nothing here needs PostgreSQL to be up.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let users = UserStore::connect(&config.database_url)?;
-        let passwords = Arc::new(Passwords::new().await?);
+        let passwords = Arc::new(Passwords::new(config.bcrypt).await?);
         let logger = ServiceClient::new(
             "logger-service",
             config.logger_url.clone(),
@@ -55,10 +64,15 @@ impl Application {
             users: users.clone(),
             passwords,
             activity: ActivityLog::new(logger),
+            lockout: Arc::new(Lockout::new(config.lockout)),
+            token_key: config.token_key.clone(),
+            token_ttl: config.token_ttl,
         };
         let readiness = Readiness::new().with(users.clone());
         let routes = routes::router(state).merge(health::routes(readiness));
-        let http = HttpServer::bind("authentication-service", &config.server, routes).await?;
+        let http = HttpServer::bind("authentication-service", &config.server, routes)
+            .await?
+            .with_origins(Origins::none());
         Ok(Self { http, users })
     }
 

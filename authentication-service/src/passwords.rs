@@ -1,6 +1,9 @@
 //! Password checks with bcrypt, off the async runtime.
 
+use std::sync::Arc;
+
 use anyhow::Context;
+use tokio::sync::Semaphore;
 use tracing::Instrument;
 
 /// bcrypt reads at most 72 bytes and silently ignores the rest, so longer
@@ -20,32 +23,70 @@ pub enum PasswordError {
     /// The blocking task running bcrypt panicked or was cancelled.
     #[error("the bcrypt task failed: {0}")]
     TaskFailed(#[from] tokio::task::JoinError),
+    /// Every bcrypt slot stayed taken for the whole queue timeout.
+    #[error("too many logins at once; try again in a moment")]
+    Busy,
+}
+
+/// How many bcrypt checks run at once, and how long a login may wait for
+/// one of them.
+#[derive(Debug, Clone, Copy)]
+pub struct BcryptLimits {
+    /// `BCRYPT_THREADS`: checks at once (default: the cores available).
+    pub threads: usize,
+    /// `BCRYPT_QUEUE_SECS`: the longest wait for a slot before the login
+    /// is answered 503 (default 2).
+    pub queue_timeout: std::time::Duration,
+}
+
+impl BcryptLimits {
+    /// One slot per core the process may use.
+    pub fn cores() -> usize {
+        std::thread::available_parallelism().map_or(2, usize::from)
+    }
 }
 
 pub struct Passwords {
     dummy_hash: String,
+    slots: Arc<Semaphore>,
+    queue_timeout: std::time::Duration,
 }
 
 impl Passwords {
-    pub async fn new() -> anyhow::Result<Self> {
+    pub async fn new(limits: BcryptLimits) -> anyhow::Result<Self> {
         let dummy_hash =
             tokio::task::spawn_blocking(|| bcrypt::hash("no user has this password", BCRYPT_COST))
                 .await
                 .context("hashing task failed")?
                 .context("cannot compute the dummy hash")?;
-        Ok(Self { dummy_hash })
+        Ok(Self {
+            dummy_hash,
+            slots: Arc::new(Semaphore::new(limits.threads.max(1))),
+            queue_timeout: limits.queue_timeout,
+        })
     }
 
     /// Checks `password` against `hash`, or against the dummy hash when
     /// there is no user, on the blocking pool so a burst of logins never
     /// stalls other requests. Always `false` for the dummy.
+    ///
+    /// At most `threads` checks run at once; a check waits for a slot for
+    /// at most the queue timeout ([`PasswordError::Busy`] after it), so a
+    /// flood queues briefly and is then refused instead of piling up. A
+    /// login whose request is dropped while it waits (timed out, client
+    /// gone) never runs bcrypt.
     pub async fn verify(&self, password: &str, hash: Option<&str>) -> Result<bool, PasswordError> {
+        let slot = tokio::time::timeout(self.queue_timeout, self.slots.clone().acquire_owned())
+            .await
+            .map_err(|_| PasswordError::Busy)?
+            .expect("the bcrypt semaphore is never closed");
         let is_dummy = hash.is_none();
         let hash = hash.unwrap_or(&self.dummy_hash).to_owned();
         let password = password.to_owned();
         let span = tracing::Span::current();
         let matches = tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
+            let _slot = slot;
             run_in_background_priority();
             bcrypt::verify(password, &hash)
         })

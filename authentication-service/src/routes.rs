@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
-use proto::http::{AuthPayload, Envelope, User};
+use proto::http::{AuthPayload, Envelope, Login};
 use service_kit::http::{ApiError, JsonBody};
 
 use crate::AppState;
@@ -37,7 +37,10 @@ impl From<StoreError> for ApiError {
 
 impl From<PasswordError> for ApiError {
     fn from(e: PasswordError) -> Self {
-        ApiError::Internal(anyhow::Error::new(e))
+        match e {
+            PasswordError::Busy => ApiError::Busy(e.to_string()),
+            PasswordError::TaskFailed(_) => ApiError::Internal(anyhow::Error::new(e)),
+        }
     }
 }
 
@@ -45,11 +48,19 @@ impl From<PasswordError> for ApiError {
 async fn authenticate(
     State(state): State<AppState>,
     JsonBody(credentials): JsonBody<AuthPayload>,
-) -> Result<(StatusCode, Json<Envelope<User>>), ApiError> {
+) -> Result<(StatusCode, Json<Envelope<Login>>), ApiError> {
     if credentials.password.len() > MAX_PASSWORD_BYTES {
         return Err(ApiError::BadRequest(format!(
             "password is longer than {MAX_PASSWORD_BYTES} bytes"
         )));
+    }
+    // A locked address is refused before any lookup or bcrypt work, and
+    // the attempt neither counts nor extends the lock.
+    if let Some(retry_after) = state.lockout.locked_for(&credentials.email) {
+        return Err(ApiError::TooManyRequests {
+            message: "too many failed logins for this account; try again later".into(),
+            retry_after,
+        });
     }
     let user = state.users.find_by_email(&credentials.email).await?;
     // The hash is checked even for an unknown or inactive user, so every
@@ -63,18 +74,29 @@ async fn authenticate(
         .await?;
     match user {
         Some(user) if matches && user.user_active => {
+            state.lockout.succeeded(&credentials.email);
             state
                 .activity
                 .record(format!("Logged in user {}", user.email));
+            let access_token =
+                state
+                    .token_key
+                    .issue(i64::from(user.id), &user.email, state.token_ttl);
             Ok((
                 StatusCode::ACCEPTED,
                 Json(Envelope::with_data(
                     format!("Logged in user {}", user.email),
-                    user.to_user(),
+                    Login {
+                        user: user.to_user(),
+                        access_token,
+                        token_type: "Bearer".into(),
+                        expires_in: state.token_ttl.as_secs(),
+                    },
                 )),
             ))
         }
         _ => {
+            state.lockout.failed(&credentials.email);
             state
                 .activity
                 .record(format!("Failed login for {}", credentials.email));

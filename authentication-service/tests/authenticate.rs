@@ -42,7 +42,16 @@ async fn the_seed_user_logs_in_and_no_hash_leaves_the_service() {
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     assert_eq!(body["error"], false);
     assert_eq!(body["message"], "Logged in user admin@example.com");
-    let user = body["data"].as_object().expect("the user");
+    let login = body["data"].as_object().expect("the login");
+    assert_eq!(login["token_type"], "Bearer");
+    assert_eq!(login["expires_in"], 900);
+    let claims = test_support::token_key()
+        .verify(login["access_token"].as_str().expect("a token"))
+        .expect("a token the other services accept");
+    assert_eq!(claims.sub, "admin@example.com");
+    assert_eq!(claims.exp - claims.iat, 900);
+    let user = login["user"].as_object().expect("the user");
+    assert_eq!(claims.uid, user["id"].as_i64().unwrap());
     assert_eq!(user["email"], "admin@example.com");
     assert_eq!(user["active"], true);
     assert!(user["id"].as_i64().is_some());
@@ -61,7 +70,7 @@ async fn the_email_matches_case_insensitively() {
     )
     .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    assert_eq!(body["data"]["email"], "admin@example.com");
+    assert_eq!(body["data"]["user"]["email"], "admin@example.com");
 }
 
 #[tokio::test]
@@ -281,4 +290,98 @@ async fn the_service_starts_without_its_database_and_gets_ready_when_it_appears(
     )
     .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+}
+
+#[tokio::test]
+async fn repeated_failures_lock_the_address_for_a_while_then_the_user_gets_in() {
+    let database_url = test_support::fresh_postgres_database().await;
+    let mut config = config::auth(&database_url, config::dead_url("http"));
+    config.lockout = authentication_service::lockout::LockoutPolicy {
+        after: 3,
+        base: Duration::from_secs(2),
+        max: Duration::from_secs(2),
+    };
+    let auth = spawn_auth_with(config).await;
+    let wrong = json!({"email": "admin@example.com", "password": "guess"});
+    let right = json!({"email": "Admin@example.com", "password": "verysecret"});
+    for _ in 0..3 {
+        assert_eq!(
+            login(&auth, wrong.clone()).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    // Locked: even the right password is refused, at once, and saying how
+    // long to wait; another address is not affected.
+    for body in [wrong.clone(), right.clone()] {
+        let started = Instant::now();
+        let response = auth
+            .client
+            .post(auth.url("/authenticate"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        let wait: u64 = response.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=2).contains(&wait), "{wait}");
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "no bcrypt work"
+        );
+    }
+    let (status, _) = login(
+        &auth,
+        json!({"email": "nobody@example.com", "password": "x"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // Attempts while locked do not extend the lock: it ends on time.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (status, body) = login(&auth, right).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+}
+
+#[tokio::test]
+async fn a_flood_past_the_bcrypt_slots_is_refused_with_503_not_queued_for_ever() {
+    let database_url = test_support::fresh_postgres_database().await;
+    let mut config = config::auth(&database_url, config::dead_url("http"));
+    config.bcrypt = authentication_service::passwords::BcryptLimits {
+        threads: 1,
+        queue_timeout: Duration::from_millis(100),
+    };
+    let auth = spawn_auth_with(config).await;
+    let flood: Vec<_> = (0..16)
+        .map(|i| {
+            let (client, url) = (auth.client.clone(), auth.url("/authenticate"));
+            tokio::spawn(async move {
+                let response = client
+                    .post(url)
+                    .json(&json!({"email": format!("user{i}@example.com"), "password": "x"}))
+                    .send()
+                    .await
+                    .unwrap();
+                let retry_after = response.headers().get("retry-after").cloned();
+                (response.status(), retry_after)
+            })
+        })
+        .collect();
+    let mut busy = 0;
+    for answer in flood {
+        let (status, retry_after) = answer.await.unwrap();
+        match status {
+            StatusCode::UNAUTHORIZED => {}
+            StatusCode::SERVICE_UNAVAILABLE => {
+                busy += 1;
+                assert_eq!(retry_after.unwrap(), "1");
+            }
+            other => panic!("{other}"),
+        }
+    }
+    // One bcrypt at a time, each tens of milliseconds: most of the 16 could
+    // not get a slot within 100 ms.
+    assert!(busy > 0, "no login was refused");
 }

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use proto::ports;
 use service_kit::config::{ConfigError, Env, ServerConfig, Url};
+use service_kit::origins::Origins;
+use service_kit::token::TokenKey;
 
 const HTTP: &[&str] = &["http", "https"];
 
@@ -25,6 +27,47 @@ pub struct Config {
     /// `UPSTREAM_TIMEOUT_SECS`: the longest one call to another service may
     /// take (default 5); past it the broker answers 504.
     pub upstream_timeout: Duration,
+    /// Tokens, origins and rate limits.
+    pub security: Security,
+}
+
+/// What the broker checks before it acts (docs/security.md).
+#[derive(Debug, Clone)]
+pub struct Security {
+    /// `TOKEN_KEY` (or `TOKEN_KEY_FILE`): verifies the access tokens that
+    /// `mail` and `GET /logs` need.
+    pub token_key: TokenKey,
+    /// `CORS_ORIGINS`: the pages a browser may call the broker from
+    /// (default: the front-end's native origins and `http://localhost`,
+    /// the page behind Caddy).
+    pub origins: Origins,
+    /// `TRUST_FORWARDED_FOR`: whether the client is the last address of
+    /// `X-Forwarded-For` (only behind a proxy that sets it; default false).
+    pub trust_forwarded_for: bool,
+    /// `LOGIN_LIMIT_PER_MINUTE`: logins per client a minute (default 20;
+    /// 0 is no limit, for load tests only).
+    pub logins_per_minute: u32,
+    /// `MAIL_LIMIT_PER_MINUTE`: mails per client a minute (default 30; 0
+    /// is no limit).
+    pub mails_per_minute: u32,
+}
+
+impl Security {
+    /// The front-end on this machine, and the page behind Caddy.
+    pub fn default_origins() -> String {
+        let front = ports::FRONT_END;
+        format!("http://localhost:{front},http://127.0.0.1:{front},http://localhost")
+    }
+
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            token_key: TokenKey::from_env(env)?,
+            origins: Origins::from_env(env, &Self::default_origins())?,
+            trust_forwarded_for: env.parse("TRUST_FORWARDED_FOR", "false")?,
+            logins_per_minute: env.parse("LOGIN_LIMIT_PER_MINUTE", "20")?,
+            mails_per_minute: env.parse("MAIL_LIMIT_PER_MINUTE", "30")?,
+        })
+    }
 }
 
 impl Config {
@@ -42,6 +85,7 @@ impl Config {
             mail_url: env.url("MAIL_URL", &ports::local_http(ports::MAIL), HTTP)?,
             amqp_url: env.amqp_url()?,
             upstream_timeout: env.seconds("UPSTREAM_TIMEOUT_SECS", "5")?,
+            security: Security::from_env(env)?,
         })
     }
 }

@@ -2,23 +2,25 @@
 //!
 //! `POST /` answers that the broker was hit; `POST /handle` takes
 //! `{"action": ..., "auth"|"log"|"mail": {...}}` and dispatches it.
+//! `mail` and `GET /logs` need an access token; logins and mails are
+//! limited per client; browsers are answered only from `CORS_ORIGINS`
+//! (docs/security.md).
 
 pub mod config;
 mod grpc_logger;
 mod routes;
 mod rpc_logger;
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use axum::http::Method;
+use axum::extract::FromRef;
 use service_kit::health::{self, HttpCheck, Readiness, TcpCheck};
 use service_kit::http::HttpServer;
+use service_kit::limit::PerClient;
 use service_kit::shutdown::CancellationToken;
+use service_kit::token::TokenKey;
 use service_kit::upstream::ServiceClient;
-use tower_http::cors::{Any, CorsLayer};
+use std::sync::Arc;
 
-pub use config::Config;
+pub use config::{Config, Security};
 
 use crate::grpc_logger::GrpcLogger;
 use crate::rpc_logger::RpcLogger;
@@ -33,6 +35,16 @@ struct AppState {
     publisher: Arc<log_queue::Publisher>,
     rpc_logger: Arc<RpcLogger>,
     grpc_logger: GrpcLogger,
+    token_key: TokenKey,
+    trust_forwarded_for: bool,
+    login_limit: Arc<PerClient>,
+    mail_limit: Arc<PerClient>,
+}
+
+impl FromRef<AppState> for TokenKey {
+    fn from_ref(state: &AppState) -> TokenKey {
+        state.token_key.clone()
+    }
 }
 
 /// The broker, bound to its port and ready to run.
@@ -71,11 +83,21 @@ impl Application {
             )),
             rpc_logger: Arc::new(RpcLogger::new(config.logger_rpc_addr.clone(), timeout)),
             grpc_logger: GrpcLogger::new(&config.logger_grpc_url, timeout)?,
+            token_key: config.security.token_key.clone(),
+            trust_forwarded_for: config.security.trust_forwarded_for,
+            login_limit: Arc::new(PerClient::per_minute(
+                "logins",
+                config.security.logins_per_minute,
+            )),
+            mail_limit: Arc::new(PerClient::per_minute(
+                "mails",
+                config.security.mails_per_minute,
+            )),
         };
         let routes = routes::router(state).merge(health::routes(readiness));
         let http = HttpServer::bind("broker-service", &config.server, routes)
             .await?
-            .with_cors(cors());
+            .with_origins(config.security.origins.clone());
         Ok(Self { http })
     }
 
@@ -87,20 +109,4 @@ impl Application {
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         self.http.run(shutdown).await
     }
-}
-
-/// The test page is served from another origin (the front-end), so the
-/// broker answers cross-origin requests from any origin, without cookies.
-fn cors() -> CorsLayer {
-    CorsLayer::new()
-        .allow_origin(Any)
-        .allow_methods([
-            Method::GET,
-            Method::POST,
-            Method::PUT,
-            Method::DELETE,
-            Method::OPTIONS,
-        ])
-        .allow_headers(Any)
-        .max_age(Duration::from_secs(300))
 }

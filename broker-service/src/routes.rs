@@ -1,7 +1,10 @@
 //! The broker's HTTP routes.
 
-use axum::extract::State;
-use axum::http::StatusCode;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use log_queue::PublishError;
@@ -9,7 +12,9 @@ use proto::amqp::LogEvent;
 use proto::http::{AuthPayload, Envelope, LogPayload, MailPayload, RequestPayload, Transport};
 use serde_json::Value;
 use service_kit::http::{ApiError, JsonBody, Paging};
+use service_kit::limit::client_ip;
 use service_kit::request_id;
+use service_kit::token::Bearer;
 use service_kit::upstream::Reply;
 
 use crate::AppState;
@@ -33,10 +38,17 @@ async fn hit() -> Json<Envelope<()>> {
 /// names the missing field.
 async fn handle(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     JsonBody(payload): JsonBody<RequestPayload>,
 ) -> Answer {
+    let client = || client_ip(peer, &headers, state.trust_forwarded_for);
     match payload.action.as_str() {
-        "auth" => authenticate(&state, require(payload.auth, "auth")?).await,
+        "auth" => {
+            let credentials = require(payload.auth, "auth")?;
+            state.login_limit.check(client())?;
+            authenticate(&state, credentials).await
+        }
         "log" => {
             log(
                 &state,
@@ -45,7 +57,13 @@ async fn handle(
             )
             .await
         }
-        "mail" => send_mail(&state, require(payload.mail, "mail")?).await,
+        "mail" => {
+            // Who may send: a signed-in user, within the client's limit.
+            state.token_key.require(&headers)?;
+            let mail = require(payload.mail, "mail")?;
+            state.mail_limit.check(client())?;
+            send_mail(&state, mail).await
+        }
         _ => Err(ApiError::BadRequest("unknown action".into())),
     }
 }
@@ -149,9 +167,14 @@ fn validate(entry: &LogPayload) -> Result<(), ApiError> {
     }
 }
 
-/// The newest entries, for the test page: `GET /logs?limit=N&skip=M`, under
+/// The newest entries, for a signed-in user (the test page's panel):
+/// `GET /logs?limit=N&skip=M`, under
 /// the logger's own paging rule ([`Paging`]), checked before it is forwarded.
-async fn recent_logs(State(state): State<AppState>, Paging(page): Paging) -> Answer {
+async fn recent_logs(
+    State(state): State<AppState>,
+    _signed_in: Bearer,
+    Paging(page): Paging,
+) -> Answer {
     let reply = state.logger.get(&format!("/logs?{}", page.query())).await?;
     let reply = relay_failure(state.logger.name(), reply)?;
     Ok((
@@ -165,7 +188,7 @@ async fn recent_logs(State(state): State<AppState>, Paging(page): Paging) -> Ans
 }
 
 /// Passes a service's success through; turns its failure into the broker's:
-/// the caller's own mistakes (400, 401, 404) keep their status, anything
+/// the caller's own mistakes (400, 401, 404, 429) keep their status, anything
 /// else is the dependency's failure (502).
 fn relay_failure(service: &str, reply: Reply) -> Result<Reply, ApiError> {
     let message = reply.envelope.message.clone();
@@ -174,6 +197,10 @@ fn relay_failure(service: &str, reply: Reply) -> Result<Reply, ApiError> {
         StatusCode::BAD_REQUEST => Err(ApiError::BadRequest(message)),
         StatusCode::UNAUTHORIZED => Err(ApiError::Unauthorized(message)),
         StatusCode::NOT_FOUND => Err(ApiError::NotFound(message)),
+        StatusCode::TOO_MANY_REQUESTS => Err(ApiError::TooManyRequests {
+            message,
+            retry_after: Duration::from_secs(reply.retry_after.unwrap_or(1)),
+        }),
         status => Err(ApiError::BadGateway(format!(
             "{service} answered {status}: {message}"
         ))),

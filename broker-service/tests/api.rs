@@ -188,36 +188,6 @@ async fn unknown_routes_and_methods_answer_in_the_envelope() {
 }
 
 #[tokio::test]
-async fn cross_origin_requests_from_the_test_page_are_allowed() {
-    let broker = spawn_broker(config::broker()).await;
-    let response = broker
-        .client
-        .request(reqwest::Method::OPTIONS, broker.url("/handle"))
-        .header("origin", "http://localhost:8081")
-        .header("access-control-request-method", "POST")
-        .header("access-control-request-headers", "content-type")
-        .send()
-        .await
-        .unwrap();
-    assert!(response.status().is_success(), "{}", response.status());
-    assert_eq!(response.headers()["access-control-allow-origin"], "*");
-    let methods = response.headers()["access-control-allow-methods"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert!(methods.contains("POST"), "{methods}");
-
-    let response = broker
-        .client
-        .post(broker.url("/"))
-        .header("origin", "http://localhost:8081")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.headers()["access-control-allow-origin"], "*");
-}
-
-#[tokio::test]
 async fn bad_paging_of_the_logs_is_a_400_before_the_logger_is_asked() {
     // The logger in this configuration is unreachable: a 400 shows the
     // query was refused before any call to it.

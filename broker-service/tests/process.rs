@@ -30,6 +30,7 @@ fn a_bad_variable_stops_the_service_with_its_name() {
 fn logs_each_request_as_json_and_stops_cleanly_on_sigterm() {
     let mut child = Command::new(BIN)
         .env("HTTP_ADDR", "127.0.0.1:0")
+        .env("TOKEN_KEY", test_support::TEST_TOKEN_KEY)
         .env("LOG_FORMAT", "json")
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())

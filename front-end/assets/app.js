@@ -27,15 +27,30 @@ function show(element, value) {
   element.textContent = typeof value === "string" ? value : JSON.stringify(value, null, 4);
 }
 
+// The access token of the last successful Test Auth, kept in this page
+// only (never stored): mail and the newest entries need it.
+let session = null;
+
+function signedIn() {
+  if (session !== null && Date.now() >= session.expiresAt) {
+    session = null;
+    logLine("error", "The access token has expired: click Test Auth to log in again.");
+  }
+  return session !== null;
+}
+
 // Calls the broker and returns {ok, status, envelope}; a network failure or
 // an answer that is not the envelope becomes an error envelope.
 async function callBroker(method, path, body) {
+  const headers = body === undefined ? {} : { "Content-Type": "application/json" };
+  if (signedIn()) headers.Authorization = `Bearer ${session.token}`;
   try {
     const response = await fetch(brokerUrl + path, {
       method,
-      headers: body === undefined ? {} : { "Content-Type": "application/json" },
+      headers,
       body: body === undefined ? undefined : JSON.stringify(body),
     });
+    if (response.status === 401 && session !== null) session = null;
     const text = await response.text();
     let envelope;
     try {
@@ -54,7 +69,7 @@ async function callBroker(method, path, body) {
 }
 
 // One button's request: shown in Sent, Received and the output log; errors
-// are shown as errors, never swallowed.
+// are shown as errors, never swallowed. Returns {ok, status, envelope}.
 async function send(label, path, body) {
   show(sent, body === undefined ? "empty post request" : body);
   show(received, "waiting…");
@@ -62,7 +77,7 @@ async function send(label, path, body) {
   show(received, result.envelope);
   const status = result.status ? `HTTP ${result.status}: ` : "";
   logLine(result.ok ? "ok" : "error", `${label}: ${status}${result.envelope.message}`);
-  return result.ok;
+  return result;
 }
 
 function renderLogs(entries) {
@@ -84,8 +99,20 @@ function renderLogs(entries) {
   }
 }
 
+function showSignInNeeded() {
+  logsBody.textContent = "";
+  const cell = logsBody.insertRow().insertCell();
+  cell.colSpan = 3;
+  cell.className = "muted";
+  cell.textContent = "Reading the log needs an access token: click Test Auth to log in.";
+}
+
 // Loads the newest entries; returns the id of the newest, or null.
 async function refreshLogs() {
+  if (!signedIn()) {
+    showSignInNeeded();
+    return null;
+  }
   const result = await callBroker("GET", "/logs?limit=10");
   if (!result.ok) {
     logLine("error", `Newest log entries: ${result.envelope.message}`);
@@ -113,8 +140,31 @@ function newestShown() {
 
 async function sendLog(label, path, body) {
   const before = newestShown();
-  if (await send(label, path, body)) {
+  if ((await send(label, path, body)).ok && signedIn()) {
     await awaitNewEntry(before);
+  }
+}
+
+// A button whose request needs the access token: without one it says so
+// and sends nothing.
+async function sendSignedIn(label, path, body) {
+  if (!signedIn()) {
+    show(sent, "nothing sent");
+    show(received, "no access token yet");
+    logLine("error", `${label} needs an access token: click Test Auth first.`);
+    return { ok: false };
+  }
+  return send(label, path, body);
+}
+
+// Test Auth: logs in, and keeps the token for the buttons that need it.
+async function logIn() {
+  const body = { action: "auth", auth: { email: "admin@example.com", password: "verysecret" } };
+  const result = await send("Test Auth", "/handle", body);
+  const data = result.envelope.data;
+  if (result.ok && data && data.access_token) {
+    session = { token: data.access_token, expiresAt: Date.now() + data.expires_in * 1000 };
+    await refreshLogs();
   }
 }
 
@@ -122,18 +172,14 @@ const logEntry = (transport) => ({ name: "event", data: `Some kind of ${transpor
 
 const buttons = {
   "broker-btn": () => send("Test Broker", "/", undefined),
-  "auth-btn": () =>
-    send("Test Auth", "/handle", {
-      action: "auth",
-      auth: { email: "admin@example.com", password: "verysecret" },
-    }),
+  "auth-btn": logIn,
   "log-btn": () => sendLog("Test Log (RPC)", "/handle", { action: "log", transport: "rpc", log: logEntry("RPC") }),
   "http-log-btn": () => sendLog("Test HTTP Log", "/handle", { action: "log", transport: "http", log: logEntry("HTTP") }),
   "grpc-log-btn": () => sendLog("Test gRPC Log", "/log-grpc", { action: "log", log: logEntry("gRPC") }),
   "amqp-log-btn": () =>
     sendLog("Test RabbitMQ Log", "/handle", { action: "log", transport: "amqp", log: logEntry("RabbitMQ") }),
   "mail-btn": () =>
-    send("Test Mail", "/handle", {
+    sendSignedIn("Test Mail", "/handle", {
       action: "mail",
       mail: { from: "me@example.com", to: "you@example.com", subject: "Test email", message: "Hello, world!" },
     }),

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 
 use proto::ports;
 use service_kit::config::{ConfigError, Env, ServerConfig, Url};
+use service_kit::token::TokenKey;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -17,6 +18,9 @@ pub struct Config {
     pub mongo_url: Url,
     /// `MONGO_DATABASE`: the database holding the `logs` collection.
     pub mongo_database: String,
+    /// `TOKEN_KEY` (or `TOKEN_KEY_FILE`): verifies the access tokens that
+    /// `PUT /logs/{id}` and `DELETE /logs` need.
+    pub token_key: TokenKey,
 }
 
 impl Config {
@@ -33,6 +37,7 @@ impl Config {
                 &["mongodb"],
             )?,
             mongo_database: database_name(env)?,
+            token_key: TokenKey::from_env(env)?,
         })
     }
 }
@@ -59,9 +64,11 @@ fn database_name(env: &Env) -> Result<String, ConfigError> {
 mod tests {
     use super::*;
 
+    const KEY: &str = "a test key of at least thirty-two bytes";
+
     #[test]
     fn defaults_are_the_native_addresses() {
-        let config = Config::from_env(&Env::default()).unwrap();
+        let config = Config::from_env(&Env::from_pairs([("TOKEN_KEY", KEY)])).unwrap();
         assert_eq!(config.server.http_addr.to_string(), "127.0.0.1:8083");
         assert_eq!(config.rpc_addr.to_string(), "127.0.0.1:5001");
         assert_eq!(config.grpc_addr.to_string(), "127.0.0.1:50001");
@@ -78,7 +85,8 @@ mod tests {
             ("MONGO_URL", "mongodb+srv://cluster.example.com"),
             ("MONGO_DATABASE", "my.logs"),
         ] {
-            let err = Config::from_env(&Env::from_pairs([(variable, value)])).unwrap_err();
+            let err = Config::from_env(&Env::from_pairs([(variable, value), ("TOKEN_KEY", KEY)]))
+                .unwrap_err();
             assert_eq!(err.variable, variable, "{value}");
         }
     }

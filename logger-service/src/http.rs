@@ -1,11 +1,12 @@
 //! The JSON API (docs/contracts.md §4): write, list, read, update and drop log entries.
 
-use axum::extract::{Path, State};
+use axum::extract::{FromRef, Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use proto::http::{Envelope, LogEntry, LogPayload};
 use service_kit::http::{ApiError, JsonBody, Paging};
+use service_kit::token::{Bearer, TokenKey};
 
 use crate::store::{LogStore, NewLog, StoreError};
 
@@ -22,12 +23,34 @@ impl From<StoreError> for ApiError {
     }
 }
 
-pub fn router(store: LogStore) -> Router {
+/// What the routes share: the store, and the key that the update and drop
+/// routes verify access tokens with.
+#[derive(Clone)]
+struct Api {
+    store: LogStore,
+    token_key: TokenKey,
+}
+
+impl FromRef<Api> for LogStore {
+    fn from_ref(api: &Api) -> LogStore {
+        api.store.clone()
+    }
+}
+
+impl FromRef<Api> for TokenKey {
+    fn from_ref(api: &Api) -> TokenKey {
+        api.token_key.clone()
+    }
+}
+
+/// Writing and reading are open to the system's services; changing or
+/// dropping entries needs an access token ([`Bearer`]).
+pub fn router(store: LogStore, token_key: TokenKey) -> Router {
     Router::new()
         .route("/log", post(write_log))
         .route("/logs", get(list_logs).delete(drop_logs))
         .route("/logs/{id}", get(get_log).put(update_log))
-        .with_state(store)
+        .with_state(Api { store, token_key })
 }
 
 async fn write_log(
@@ -63,6 +86,7 @@ async fn get_log(
 
 async fn update_log(
     State(store): State<LogStore>,
+    _signed_in: Bearer,
     Path(id): Path<String>,
     JsonBody(payload): JsonBody<LogPayload>,
 ) -> Result<Accepted<LogEntry>, ApiError> {
@@ -75,7 +99,10 @@ async fn update_log(
     ))
 }
 
-async fn drop_logs(State(store): State<LogStore>) -> Result<Accepted<()>, ApiError> {
+async fn drop_logs(
+    State(store): State<LogStore>,
+    _signed_in: Bearer,
+) -> Result<Accepted<()>, ApiError> {
     store.drop_all().await?;
     Ok((StatusCode::ACCEPTED, Json(Envelope::ok("logs dropped"))))
 }

@@ -20,6 +20,7 @@ pub mod store;
 use anyhow::Context as _;
 use service_kit::health::{self, Readiness};
 use service_kit::http::HttpServer;
+use service_kit::origins::Origins;
 use service_kit::shutdown::CancellationToken;
 
 pub use config::Config;
@@ -47,8 +48,11 @@ impl Application {
             "MongoDB client ready"
         );
         let readiness = Readiness::new().with(MongoCheck(store.clone()));
-        let routes = http::router(store.clone()).merge(health::routes(readiness));
-        let http = HttpServer::bind("logger-service", &config.server, routes).await?;
+        let routes =
+            http::router(store.clone(), config.token_key.clone()).merge(health::routes(readiness));
+        let http = HttpServer::bind("logger-service", &config.server, routes)
+            .await?
+            .with_origins(Origins::none());
         let rpc = RpcServer::bind(config.rpc_addr, store.clone()).await?;
         let grpc = GrpcServer::bind(
             config.grpc_addr,

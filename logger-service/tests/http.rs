@@ -327,3 +327,36 @@ async fn pages_past_the_remembered_entries_and_old_entries_are_listed_in_order()
     assert_eq!(names(logger.list_logs(&last).await), ["old-0"]);
     logger.stop().await;
 }
+
+#[tokio::test]
+async fn changing_or_dropping_entries_needs_a_token() {
+    let logger = spawn_logger().await;
+    let (_, envelope) = logger
+        .post("/log", json!({"name": "kept", "data": "d"}))
+        .await;
+    let kept: LogEntry = test_support::data(&envelope);
+    let anonymous = reqwest::Client::new();
+    let forged = service_kit::token::TokenKey::new(b"not the logger's key, 32 bytes long")
+        .unwrap()
+        .issue(1, "admin@example.com", Duration::from_secs(60));
+    for token in [None, Some(forged.as_str())] {
+        for request in [
+            anonymous.delete(logger.url("/logs")),
+            anonymous
+                .put(logger.url(&format!("/logs/{}", kept.id)))
+                .json(&json!({"name": "changed", "data": "d"})),
+        ] {
+            let request = match token {
+                Some(t) => request.bearer_auth(t),
+                None => request,
+            };
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 401, "{token:?}");
+            assert!(response.headers().contains_key("www-authenticate"));
+        }
+    }
+    // Nothing changed; reading and writing stay open to the services.
+    let (status, envelope) = logger.get(&format!("/logs/{}", kept.id)).await;
+    assert_eq!(status, 200);
+    assert_eq!(test_support::data::<LogEntry>(&envelope).name, "kept");
+}

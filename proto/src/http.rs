@@ -210,6 +210,19 @@ pub struct User {
     pub updated_at: String,
 }
 
+/// A successful login, as authentication-service (and the broker) returns
+/// it: the user and an access token for the routes that need one
+/// (`Authorization: Bearer <access_token>`), valid for `expires_in`
+/// seconds; after that the client logs in again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Login {
+    pub user: User,
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    pub expires_in: u64,
+}
+
 /// A stored log entry as the logger returns it. `id` is the hex ObjectId;
 /// times are RFC 3339 in UTC.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

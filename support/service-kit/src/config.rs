@@ -34,6 +34,7 @@ pub const FILE_SETTINGS: &[&str] = &[
     "AMQP_URL",
     "MAIL_USERNAME",
     "MAIL_PASSWORD",
+    "TOKEN_KEY",
 ];
 
 /// A snapshot of the environment, so configuration can be loaded from the

@@ -14,12 +14,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
+use axum::extract::ConnectInfo;
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Query, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderName, StatusCode};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -29,6 +30,7 @@ use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tower::Layer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use tracing::Span;
@@ -45,6 +47,14 @@ pub enum ApiError {
     /// 401: the credentials are wrong.
     #[error("{0}")]
     Unauthorized(String),
+    /// 401: the route needs an access token and the request has none
+    /// (`invalid: false`) or one that is not valid ([`crate::token`]).
+    #[error("{message}")]
+    Unauthenticated { message: String, invalid: bool },
+    /// 403: refused whoever asks, such as a browser request from an origin
+    /// that is not allowed.
+    #[error("{0}")]
+    Forbidden(String),
     /// 404: no such thing.
     #[error("{0}")]
     NotFound(String),
@@ -54,6 +64,13 @@ pub enum ApiError {
     /// 413: the body is over [`MAX_BODY_BYTES`].
     #[error("request body is larger than {MAX_BODY_BYTES} bytes")]
     PayloadTooLarge,
+    /// 429: this client (or account) must wait `retry_after` before
+    /// trying again.
+    #[error("{message}")]
+    TooManyRequests {
+        message: String,
+        retry_after: Duration,
+    },
     /// 501: the action is known but this build does not serve it.
     #[error("{0}")]
     NotImplemented(String),
@@ -63,6 +80,9 @@ pub enum ApiError {
     /// 503: a dependency is unreachable.
     #[error("{0}")]
     Unavailable(String),
+    /// 503: this service is at capacity; the client may retry in a second.
+    #[error("{0}")]
+    Busy(String),
     /// 504: a dependency (or the request as a whole) took too long.
     #[error("{0}")]
     Timeout(String),
@@ -75,13 +95,17 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized(_) | ApiError::Unauthenticated { .. } => {
+                StatusCode::UNAUTHORIZED
+            }
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -98,7 +122,36 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        (status, Json(Envelope::<()>::error(message))).into_response()
+        let mut response = (status, Json(Envelope::<()>::error(message))).into_response();
+        let headers = response.headers_mut();
+        match &self {
+            // RFC 6750: a 401 names the scheme it wants, and says when the
+            // token sent was the problem.
+            ApiError::Unauthorized(_) | ApiError::Unauthenticated { invalid: false, .. } => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"microservices\""),
+                );
+            }
+            ApiError::Unauthenticated { invalid: true, .. } => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(
+                        "Bearer realm=\"microservices\", error=\"invalid_token\"",
+                    ),
+                );
+            }
+            ApiError::TooManyRequests { retry_after, .. } => {
+                // Whole seconds, rounded up, at least one.
+                let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+            }
+            ApiError::Busy(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
+        }
+        response
     }
 }
 
@@ -256,7 +309,9 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone());
+        // The peer's address, for handlers that limit per client
+        // (`ConnectInfo<SocketAddr>`).
+        let service = TowerToHyperService::new(Extension(ConnectInfo(peer)).layer(app.clone()));
         let connection = builder.serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
@@ -315,11 +370,19 @@ impl HttpServer {
         })
     }
 
-    /// Answers cross-origin requests as `cors` says, preflights included.
-    /// Applied outside every route and fallback, so an `OPTIONS` preflight
-    /// never reaches the 405 fallback.
-    pub fn with_cors(mut self, cors: tower_http::cors::CorsLayer) -> Self {
-        self.router = self.router.layer(cors);
+    /// Answers browsers only from `origins` ([`crate::origins`]): a
+    /// request from any other origin is a 403 before anything runs, and
+    /// the allowed ones get CORS grants, preflights included. Applied
+    /// outside every route and fallback, so an `OPTIONS` preflight never
+    /// reaches the 405 fallback.
+    pub fn with_origins(mut self, origins: crate::origins::Origins) -> Self {
+        self.router = self
+            .router
+            .layer(origins.cors())
+            .layer(middleware::from_fn_with_state(
+                origins,
+                crate::origins::refuse_others,
+            ));
         self
     }
 

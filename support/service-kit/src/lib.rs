@@ -7,18 +7,25 @@
 //! - [`shutdown`]: SIGINT/SIGTERM as a cancellation token for every server task.
 //! - [`http`]: the HTTP conventions: the error envelope, the JSON body rules,
 //!   the per-request log line and timeout, and a bounded graceful drain.
+//! - [`limit`]: per-client rate limits.
+//! - [`origins`]: which web pages may use a service from a browser.
 //! - [`request_id`]: the id each request carries to every service it
 //!   reaches, in every log line.
 //! - [`health`]: `/healthz`, `/ping` and `/readyz` with dependency checks.
+//! - [`token`]: the access tokens authentication-service signs and the
+//!   broker and the logger verify.
 //! - [`upstream`]: a pooled JSON client for calling the other services.
 //! - [`main`]: the common start-up sequence of a service binary.
 
 pub mod config;
 pub mod health;
 pub mod http;
+pub mod limit;
+pub mod origins;
 pub mod request_id;
 pub mod shutdown;
 pub mod telemetry;
+pub mod token;
 pub mod upstream;
 
 mod start;

@@ -20,6 +20,8 @@ use crate::http::ApiError;
 pub struct Reply {
     pub status: StatusCode,
     pub envelope: Envelope<Value>,
+    /// Its `Retry-After`, in whole seconds, when it sent one.
+    pub retry_after: Option<u64>,
 }
 
 #[derive(Clone, Debug)]
@@ -78,6 +80,10 @@ impl ServiceClient {
         }
         let response = request.send().await.map_err(|e| self.transport_error(&e))?;
         let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok()?.parse().ok());
         let body = response
             .bytes()
             .await
@@ -88,7 +94,11 @@ impl ServiceClient {
                 self.name
             ))
         })?;
-        Ok(Reply { status, envelope })
+        Ok(Reply {
+            status,
+            envelope,
+            retry_after,
+        })
     }
 
     fn transport_error(&self, error: &reqwest::Error) -> ApiError {

@@ -36,12 +36,28 @@ pub async fn newest_output(browser: &Browser) -> (String, String) {
     )
 }
 
-/// Clicks every button on the loaded page and checks that each succeeds:
+/// Checks that Test Mail needs a login first, then clicks every button on
+/// the loaded page and checks that each succeeds:
 /// the envelope's message in Received, the payload in Sent, a green line in
 /// the output; then that every log entry reaches the newest-entries panel,
 /// the RabbitMQ one after its trip through the listener, and that the login
 /// was logged too.
 pub async fn click_every_button(browser: &Browser) {
+    // Before Test Auth there is no access token: the panel of newest
+    // entries and Test Mail say so, and nothing is sent.
+    browser
+        .wait_for_text("#logs-body", WAIT, |text| text.contains("click Test Auth"))
+        .await
+        .expect("the panel asks to log in first");
+    browser.click("#mail-btn").await.unwrap();
+    browser
+        .wait_for_text("#output", WAIT, |text| {
+            text.contains("Test Mail needs an access token: click Test Auth first.")
+        })
+        .await
+        .expect("Test Mail without a token says so");
+    assert_eq!(newest_output(browser).await.0, "error");
+
     for (button, message) in BUTTONS {
         browser.click(button).await.unwrap();
         let expected = format!("\"message\": \"{message}\"");

@@ -138,7 +138,16 @@ async fn auth_passes_through_success_and_401_and_logs_the_attempt() {
     .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     assert_eq!(body["message"], "Authenticated!");
-    assert_eq!(body["data"]["email"], "admin@example.com");
+    assert_eq!(body["data"]["user"]["email"], "admin@example.com");
+    // The two-step flow: the token from the login opens the log.
+    let token = body["data"]["access_token"].as_str().expect("a token");
+    let response = reqwest::Client::new()
+        .get(broker.url("/logs"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
 
     let (status, body) = handle(
         broker,

@@ -17,8 +17,10 @@ use tokio::task::JoinHandle;
 /// stop it. Dropping it begins the service's shutdown.
 pub struct TestApp {
     addr: SocketAddr,
-    /// A client with a 15 s timeout, for requests the helpers below do not
-    /// cover (raw bodies, headers, other methods).
+    /// A client with a 15 s timeout that sends a valid access token
+    /// ([`crate::access_token`]), for requests the helpers below do not
+    /// cover (raw bodies, headers, other methods). A test of what happens
+    /// without a token uses a client of its own.
     pub client: reqwest::Client,
     shutdown: CancellationToken,
     task: Option<JoinHandle<anyhow::Result<()>>>,
@@ -37,6 +39,7 @@ impl TestApp {
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(15))
+                .default_headers(signed_in())
                 .build()
                 .expect("a reqwest client"),
             shutdown,
@@ -137,6 +140,16 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         self.shutdown.cancel();
     }
+}
+
+fn signed_in() -> reqwest::header::HeaderMap {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let bearer = format!("Bearer {}", crate::access_token());
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        bearer.parse().expect("a token is a valid header value"),
+    );
+    headers
 }
 
 async fn read(request: reqwest::RequestBuilder) -> (StatusCode, Value) {

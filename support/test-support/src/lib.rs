@@ -28,6 +28,21 @@ pub use services::{
 };
 pub use system::System;
 
+/// The token key of every service a test starts.
+pub const TEST_TOKEN_KEY: &str = "the tests' token key, thirty-two bytes or more";
+
+/// [`TEST_TOKEN_KEY`] as the services hold it.
+pub fn token_key() -> service_kit::token::TokenKey {
+    service_kit::token::TokenKey::new(TEST_TOKEN_KEY.as_bytes()).expect("a long enough key")
+}
+
+/// A valid access token for the seed user, as a login returns it: every
+/// [`TestApp`]'s client sends it, so a test of a route that needs a token
+/// is signed in unless it uses a client of its own.
+pub fn access_token() -> String {
+    token_key().issue(1, "admin@example.com", std::time::Duration::from_secs(3600))
+}
+
 /// A new log entry id (24 hex digits), as the broker makes them.
 pub fn new_entry_id() -> String {
     bson::oid::ObjectId::new().to_hex()

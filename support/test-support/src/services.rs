@@ -56,6 +56,7 @@ pub mod config {
             grpc_addr: any_port(),
             mongo_url: Url::parse(mongo_url).expect("a MongoDB URL"),
             mongo_database: "logs".to_owned(),
+            token_key: crate::token_key(),
         }
     }
 
@@ -66,6 +67,19 @@ pub mod config {
             server: server(),
             database_url: Url::parse(database_url).expect("a PostgreSQL URL"),
             logger_url,
+            token_key: crate::token_key(),
+            token_ttl: Duration::from_secs(900),
+            lockout: authentication_service::lockout::LockoutPolicy {
+                after: 5,
+                base: Duration::from_secs(1),
+                max: Duration::from_secs(60),
+            },
+            bcrypt: authentication_service::passwords::BcryptLimits {
+                threads: authentication_service::passwords::BcryptLimits::cores(),
+                // Long enough for the tests' bursts on a busy machine; the
+                // refusal past it has a test of its own.
+                queue_timeout: Duration::from_secs(10),
+            },
         }
     }
 
@@ -111,6 +125,19 @@ pub mod config {
             mail_url: dead_url("http"),
             amqp_url: dead_url("amqp"),
             upstream_timeout: Duration::from_secs(2),
+            security: broker_security(&[]),
+        }
+    }
+
+    /// The broker's checks with the tests' token key, answering browsers
+    /// from `origins` only, and the default per-client limits.
+    pub fn broker_security(origins: &[&str]) -> broker_service::Security {
+        broker_service::Security {
+            token_key: crate::token_key(),
+            origins: service_kit::origins::Origins::new(origins).expect("valid origins"),
+            trust_forwarded_for: false,
+            logins_per_minute: 20,
+            mails_per_minute: 30,
         }
     }
 

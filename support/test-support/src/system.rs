@@ -7,7 +7,7 @@ use crate::services::{
     TestAuth, TestListener, TestLogger, config, spawn_auth_with, spawn_broker, spawn_front_end,
     spawn_listener, spawn_logger, spawn_mail,
 };
-use crate::{MailCatcher, RabbitVhost, TestApp, fresh_postgres_database, init_tracing};
+use crate::{MailCatcher, RabbitVhost, TestApp, free_port, fresh_postgres_database, init_tracing};
 
 /// Every service running, wired as in a deployment: a fresh PostgreSQL
 /// database, a MongoDB-compatible server, a RabbitMQ vhost and mailcrab's
@@ -39,6 +39,10 @@ impl System {
         let vhost = RabbitVhost::create();
         let amqp_url = service_kit::config::Url::parse(&vhost.url()).expect("an AMQP URL");
         let listener = spawn_listener(config::listener(amqp_url.clone(), logger_url.clone())).await;
+        // The page's origin is known before the front-end starts, so the
+        // broker can be told to answer it.
+        let front_end_port = free_port();
+        let page_origin = format!("http://127.0.0.1:{front_end_port}");
         let broker = spawn_broker(broker_service::Config {
             auth_url: auth.base_url(),
             logger_url,
@@ -47,10 +51,13 @@ impl System {
             mail_url: mail.base_url(),
             amqp_url,
             upstream_timeout: Duration::from_secs(5),
+            security: config::broker_security(&[&page_origin]),
             ..config::broker()
         })
         .await;
-        let front_end = spawn_front_end(config::front_end(broker.base_url().as_str())).await;
+        let mut front_end = config::front_end(broker.base_url().as_str());
+        front_end.server.http_addr.set_port(front_end_port);
+        let front_end = spawn_front_end(front_end).await;
         Self {
             broker,
             front_end,

@@ -38,7 +38,12 @@ INFRA = ["postgres", "mongo", "rabbitmq", "mailpit"]
 STATEFUL = ["postgres", "mongo", "rabbitmq"]
 # Where the browser reaches the broker and the mail UI differs on purpose:
 # a same-origin path behind Caddy, hosts of the Ingress in Kubernetes.
-BROWSER_VARS = {"BROKER_URL", "MAIL_UI_URL"}
+BROWSER_VARS = {"BROKER_URL", "MAIL_UI_URL", "CORS_ORIGINS"}
+
+
+def unfiled(names):
+    """Variable names with a secret's NAME_FILE standing for NAME."""
+    return {n.removesuffix("_FILE") for n in names}
 
 problems = []
 
@@ -257,8 +262,8 @@ def check_k8s(compose_env):
             key = e.get("valueFrom", {}).get("secretKeyRef", {}).get("key")
             if key is not None and key not in secret_keys:
                 problem(where, f"{var} refers to the missing Secret key {key}")
-        k8s_vars = set(config) | set(env)
-        compose_vars = set(compose_env.get(name, {}))
+        k8s_vars = unfiled(set(config) | set(env))
+        compose_vars = unfiled(compose_env.get(name, {}))
         if k8s_vars != compose_vars:
             problem(where, f"variables differ from compose: only in k8s {sorted(k8s_vars - compose_vars)}, "
                            f"only in compose {sorted(compose_vars - k8s_vars)}")
@@ -293,13 +298,14 @@ def main():
 
     # Swarm: the same variables, a secret's NAME_FILE standing for NAME.
     for name in SERVICES:
-        c = compose_env.get(name, {})
+        c = {k.removesuffix("_FILE"): v for k, v in compose_env.get(name, {}).items()}
         s = {k.removesuffix("_FILE"): v for k, v in swarm_env.get(name, {}).items()}
         if set(c) != set(s):
             problem(f"project/swarm.yml {name}",
                     f"variables differ from compose: {sorted(set(c) ^ set(s))}")
         for var in set(c) & set(s):
-            if f"{var}_FILE" not in swarm_env.get(name, {}) and str(c[var]) != str(s[var]):
+            filed = f"{var}_FILE" in swarm_env.get(name, {}) or f"{var}_FILE" in compose_env.get(name, {})
+            if not filed and str(c[var]) != str(s[var]):
                 problem(f"project/swarm.yml {name}", f"{var}={s[var]!r} but compose says {c[var]!r}")
     for name in INFRA:
         ci = compose["services"].get(name, {}).get("image")

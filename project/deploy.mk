@@ -51,14 +51,23 @@ $(DEPLOY_ENV_FILE):
 	@cp project/.env.example $@
 	@echo "created $@ from project/.env.example: change its passwords before anything but a local trial"
 
+# The compose stack's token key (docs/security.md): random, made once, kept
+# out of git. The directory is the owner's only; the file is readable by the
+# services' non-root user inside the containers it is mounted into.
+DEPLOY_TOKEN_KEY := project/secrets/token_key
+$(DEPLOY_TOKEN_KEY):
+	@mkdir -p $(@D) && chmod 700 $(@D)
+	@head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >$@ && chmod 644 $@
+	@echo "created $@ (random): the key of the access tokens"
+
 stand-ins: ## the base and infrastructure images, pulled or, with no registry, built locally (project/stand-ins)
 	@$(DOCKER_PATH) project/stand-ins/build.sh
 
-up: stand-ins | $(DEPLOY_ENV_FILE) ## docker compose: start the system (builds missing images); page on http://localhost
+up: stand-ins | $(DEPLOY_ENV_FILE) $(DEPLOY_TOKEN_KEY) ## docker compose: start the system (builds missing images); page on http://localhost
 	$(COMPOSE) up -d
 	@echo "test page http://localhost  broker http://localhost/api/  mail http://localhost:8025  rabbitmq http://localhost:15672"
 
-up-build: stand-ins | $(DEPLOY_ENV_FILE) ## docker compose: build every image, then start the system
+up-build: stand-ins | $(DEPLOY_ENV_FILE) $(DEPLOY_TOKEN_KEY) ## docker compose: build every image, then start the system
 	$(COMPOSE) up -d --build
 	@echo "test page http://localhost  broker http://localhost/api/  mail http://localhost:8025  rabbitmq http://localhost:15672"
 

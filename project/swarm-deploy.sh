@@ -62,6 +62,10 @@ printf 'amqp://%s:%s@rabbitmq:5672/%%2f' "$RABBITMQ_USER" "$RABBITMQ_PASSWORD" |
 # MAIL_PASSWORD means no password.
 printf '%s\n' "${MAIL_PASSWORD:-}" | secret mail_password
 
+# The access-token key: random, never derived from the settings. Replacing
+# it (docs/deploy.md, rotation) signs every user out.
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' | secret token_key
+
 files=(-c project/swarm.yml)
 for file in ${SWARM_FILES:-}; do
   files+=(-c "$file")

@@ -50,14 +50,12 @@ impl GrpcLogger {
                     "logger-service did not answer over gRPC within {} ms",
                     self.timeout.as_millis()
                 )),
-                Code::Unavailable => ApiError::Unavailable(format!(
-                    "logger-service gRPC is unavailable: {}",
-                    status.message()
-                )),
-                code => ApiError::BadGateway(format!(
-                    "logger-service gRPC failed ({code:?}): {}",
-                    status.message()
-                )),
+                Code::Unavailable => {
+                    ApiError::Unavailable("logger-service gRPC is unavailable".into())
+                        .logged(status.message())
+                }
+                code => ApiError::BadGateway(format!("logger-service gRPC failed ({code:?})"))
+                    .logged(status.message()),
             }),
         }
     }

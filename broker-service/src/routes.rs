@@ -149,10 +149,13 @@ async fn log(state: &AppState, transport: Transport, mut entry: LogPayload) -> A
 /// unreachable, unroutable or refused (the queue is full) 503, too slow 504.
 fn publish_failure(e: PublishError) -> ApiError {
     match e {
-        PublishError::Unreachable(_) | PublishError::Unroutable(_) | PublishError::Refused => {
-            ApiError::Unavailable(e.to_string())
+        PublishError::Unreachable(_) => {
+            ApiError::Unavailable("RabbitMQ is unreachable".into()).logged(e)
         }
-        PublishError::Timeout(_) => ApiError::Timeout(e.to_string()),
+        PublishError::Unroutable(_) | PublishError::Refused => ApiError::Unavailable(e.to_string()),
+        PublishError::Timeout(_) => {
+            ApiError::Timeout("RabbitMQ did not confirm the event in time".into()).logged(e)
+        }
         PublishError::Internal(_) => ApiError::Internal(anyhow::Error::new(e)),
     }
 }
@@ -189,7 +192,8 @@ async fn recent_logs(
 
 /// Passes a service's success through; turns its failure into the broker's:
 /// the caller's own mistakes (400, 401, 404, 429) keep their status, anything
-/// else is the dependency's failure (502).
+/// else is the dependency's failure (502), whose own message goes to the
+/// log, not to the client.
 fn relay_failure(service: &str, reply: Reply) -> Result<Reply, ApiError> {
     let message = reply.envelope.message.clone();
     match reply.status {
@@ -201,8 +205,6 @@ fn relay_failure(service: &str, reply: Reply) -> Result<Reply, ApiError> {
             message,
             retry_after: Duration::from_secs(reply.retry_after.unwrap_or(1)),
         }),
-        status => Err(ApiError::BadGateway(format!(
-            "{service} answered {status}: {message}"
-        ))),
+        status => Err(ApiError::BadGateway(format!("{service} failed ({status})")).logged(message)),
     }
 }

@@ -57,9 +57,10 @@ impl RpcLogger {
                 Ok(Ok(answer)) => return Ok(answer),
                 Ok(Err(LogRpcError::InvalidArgument(m))) => return Err(ApiError::BadRequest(m)),
                 Ok(Err(LogRpcError::Unavailable(m))) => {
-                    return Err(ApiError::BadGateway(format!(
-                        "logger-service could not store the entry: {m}"
-                    )));
+                    return Err(ApiError::BadGateway(
+                        "logger-service could not store the entry".into(),
+                    )
+                    .logged(m));
                 }
                 Err(RpcError::DeadlineExceeded) => return Err(self.timed_out()),
                 Err(e @ (RpcError::Shutdown | RpcError::Send(_))) if attempt == 0 => {
@@ -68,9 +69,7 @@ impl RpcLogger {
                 }
                 Err(e) => {
                     self.connection.forget(number).await;
-                    return Err(ApiError::Unavailable(format!(
-                        "logger-service RPC failed: {e}"
-                    )));
+                    return Err(ApiError::Unavailable("logger-service RPC failed".into()).logged(e));
                 }
             }
         }
@@ -92,14 +91,14 @@ impl RpcLogger {
             Ok(Ok(transport)) => {
                 Ok(LogServiceClient::new(client::Config::default(), transport).spawn())
             }
-            Ok(Err(e)) => Err(ApiError::Unavailable(format!(
-                "logger-service RPC at {} is unreachable: {e}",
-                self.addr
-            ))),
-            Err(_) => Err(ApiError::Timeout(format!(
-                "connecting to logger-service RPC at {} timed out",
-                self.addr
-            ))),
+            Ok(Err(e)) => Err(
+                ApiError::Unavailable("logger-service RPC is unreachable".into())
+                    .logged(format_args!("{}: {e}", self.addr)),
+            ),
+            Err(_) => Err(
+                ApiError::Timeout("connecting to logger-service RPC timed out".into())
+                    .logged(&self.addr),
+            ),
         }
     }
 }

@@ -17,7 +17,9 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::InvalidArgument(m) => ApiError::BadRequest(m),
             e @ StoreError::NotFound(_) => ApiError::NotFound(e.to_string()),
-            e @ StoreError::Unavailable(_) => ApiError::Unavailable(e.to_string()),
+            e @ StoreError::Unavailable(_) => {
+                ApiError::Unavailable("MongoDB is unavailable".into()).logged(e)
+            }
             StoreError::Internal(e) => ApiError::Internal(e),
         }
     }

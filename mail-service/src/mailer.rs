@@ -52,12 +52,22 @@ pub enum SendError {
 
 impl From<SendError> for ApiError {
     fn from(e: SendError) -> Self {
-        let message = e.to_string();
-        match e {
-            SendError::Refused { .. } | SendError::Failed { .. } => ApiError::BadGateway(message),
-            SendError::Unreachable { .. } => ApiError::Unavailable(message),
-            SendError::TimedOut { .. } => ApiError::Timeout(message),
-        }
+        // The client learns what went wrong; the server's address and its
+        // own words go to the log.
+        let public = match &e {
+            SendError::Refused { .. } => {
+                ApiError::BadGateway("the SMTP server refused the mail".into())
+            }
+            SendError::Failed { .. } => ApiError::BadGateway("the SMTP exchange failed".into()),
+            SendError::Unreachable { .. } => {
+                ApiError::Unavailable("the SMTP server is unreachable".into())
+            }
+            SendError::TimedOut { timeout, .. } => ApiError::Timeout(format!(
+                "the SMTP server did not finish within {} ms",
+                timeout.as_millis()
+            )),
+        };
+        public.logged(e)
     }
 }
 

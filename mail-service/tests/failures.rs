@@ -100,14 +100,14 @@ async fn a_server_that_never_answers_is_504_within_the_send_timeout() {
 }
 
 #[tokio::test]
-async fn a_refusing_greeting_is_502_with_the_servers_words() {
+async fn a_refusing_greeting_is_502_without_the_servers_words() {
     let smtp = ScriptedSmtp::start(Script::Greeting("554 5.3.2 no service here")).await;
     let mut mail = spawn_mail(config::mail(smtp.port)).await;
     let (status, envelope) = mail.post("/send", json!({"to": "bob@example.com"})).await;
     assert_eq!(status, 502, "{envelope:?}");
     assert!(envelope.error);
-    assert!(envelope.message.contains("554"), "{envelope:?}");
-    assert!(envelope.message.contains("no service here"), "{envelope:?}");
+    // What the server said, and where it is, go to the log only.
+    assert_eq!(envelope.message, "the SMTP server refused the mail");
     mail.stop().await;
 }
 
@@ -120,7 +120,7 @@ async fn a_refused_recipient_is_502_and_the_next_mail_still_goes_out() {
             .post("/send", json!({"to": "nobody@example.com"}))
             .await;
         assert_eq!(status, 502, "{envelope:?}");
-        assert!(envelope.message.contains("no such user"), "{envelope:?}");
+        assert_eq!(envelope.message, "the SMTP server refused the mail");
     }
     assert_eq!(smtp.delivered(), 0);
     mail.stop().await;
@@ -132,7 +132,7 @@ async fn a_transient_refusal_is_502_too() {
     let mut mail = spawn_mail(config::mail(smtp.port)).await;
     let (status, envelope) = mail.post("/send", json!({"to": "bob@example.com"})).await;
     assert_eq!(status, 502, "{envelope:?}");
-    assert!(envelope.message.contains("try again later"), "{envelope:?}");
+    assert_eq!(envelope.message, "the SMTP server refused the mail");
     mail.stop().await;
 }
 

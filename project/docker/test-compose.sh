@@ -71,7 +71,9 @@ started=$(date +%s)
 mk up
 wait_healthy 300
 timing "compose: make up (images built, volumes kept) to all healthy" "$(since "$started")"
-edge "http://localhost/api/logs?limit=100" | grep -qF "$marker" \
+token=$(access_token http://localhost/api)
+[ -n "$token" ] || die "compose: the login through Caddy returned no access token"
+edge -H "Authorization: Bearer $token" "http://localhost/api/logs?limit=100" | grep -qF "$marker" \
   || die "compose: the entry written before make down is gone after make up"
 
 say "compose: make down leaves no container"

@@ -23,6 +23,21 @@ PG_USER=postgres
 PG_PASSWORD=${PG_PASSWORD:-password}
 PG_DATABASE=users
 
+# The access-token key the native stack's authentication-service, broker and
+# logger share (docs/security.md): TOKEN_KEY or TOKEN_KEY_FILE when the
+# caller sets one, else a random key made once per run directory and kept
+# there, readable by its owner only, so tokens outlive a restart.
+use_token_key() {
+  [ -n "${TOKEN_KEY:-}" ] || [ -n "${TOKEN_KEY_FILE:-}" ] && return 0
+  local file=$RUN_DIR/secrets/token-key
+  if [ ! -s "$file" ]; then
+    mkdir -p "$RUN_DIR/secrets"
+    chmod 700 "$RUN_DIR/secrets"
+    (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$file")
+  fi
+  export TOKEN_KEY_FILE=$file
+}
+
 say() { printf '==> %s\n' "$*"; }
 warn() { printf 'warning: %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }

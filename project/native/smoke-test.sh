@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The native stack's smoke test (part of `make test`): `make start` with a
-# fresh run directory, every /readyz green, the broker answers, a second
+# fresh run directory, every /readyz green, the broker answers, the
+# two-step login flow works, a second
 # start is a no-op, and `make stop` leaves no service process behind.
 # Uses the dev profile so it reuses the test build.
 set -uo pipefail
@@ -62,6 +63,21 @@ page_served() {
   curl -s --max-time 5 http://127.0.0.1:8081/ | grep -q 'id="broker-btn"'
 }
 
+# The README's two steps: log in through the broker, then read the log with
+# the token; without one the log is a 401. The key was made for this run
+# directory and only its owner can read it.
+two_step_flow() {
+  local code answer token
+  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 http://127.0.0.1:8080/logs)
+  [ "$code" = 401 ] || { echo "  GET /logs without a token answered $code"; return 1; }
+  answer=$(curl -s --max-time 10 -d '{"action":"auth","auth":{"email":"admin@example.com","password":"verysecret"}}' http://127.0.0.1:8080/handle)
+  token=$(printf '%s' "$answer" | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
+  [ -n "$token" ] || { echo "  the login answered: $answer"; return 1; }
+  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -H "Authorization: Bearer $token" http://127.0.0.1:8080/logs)
+  [ "$code" = 200 ] || { echo "  GET /logs with the token answered $code"; return 1; }
+  [ "$(stat -c %a "$RUN_DIR/secrets/token-key")" = 600 ] || { echo "  the token key is readable by others"; return 1; }
+}
+
 pids() { cat "$RUN_DIR"/*.pid 2>/dev/null | sort; }
 
 second_start_is_a_no_op() {
@@ -96,6 +112,7 @@ check "make start on a fresh run directory" start_ok
 check "every /readyz answers 200" all_ready
 check "POST / on the broker answers the envelope" broker_answers
 check "the test page is served" page_served
+check "log in, then read the log with the token" two_step_flow
 check "a second make start starts nothing new" second_start_is_a_no_op
 check "make stop leaves no service process behind" stop_leaves_nothing
 

@@ -17,6 +17,7 @@ packages=()
 for service in "${SERVICES[@]}"; do packages+=(-p "$service"); done
 (cd "$ROOT" && cargo build --quiet --profile "$(cargo_profile)" --bins "${packages[@]}")
 
+use_token_key
 bin_dir=$(target_dir)
 for service in "${SERVICES[@]}"; do
   bin=$bin_dir/$service

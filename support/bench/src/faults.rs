@@ -244,6 +244,7 @@ pub async fn run() -> anyhow::Result<()> {
     let env = Env {
         http: reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
+            .default_headers(crate::scenarios::signed_in()?)
             .build()?,
         broker: ports::local_http(ports::BROKER),
         amqp_url,

@@ -92,6 +92,16 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// A dependency's failure, told apart: the client sees this error's
+    /// message, which names the dependency by its role ("logger-service is
+    /// unreachable"); `detail` (addresses, the dependency's own words, a
+    /// driver's error) goes only to this service's log, in the request's
+    /// span and so under its request id.
+    pub fn logged(self, detail: impl std::fmt::Display) -> Self {
+        tracing::warn!(status = self.status().as_u16(), error = %self, detail = %detail, "a dependency failed");
+        self
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,

@@ -111,7 +111,7 @@ impl ServiceClient {
         } else if error.is_connect() {
             ApiError::Unavailable(format!("{} is unreachable", self.name))
         } else {
-            ApiError::BadGateway(format!("{} failed: {error}", self.name))
+            ApiError::BadGateway(format!("{} failed", self.name)).logged(error)
         }
     }
 }

@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 NATIVE := project/native
 
-.PHONY: help start stop run restart replay-dead-letters build infra test-infra screenshot bench bench-listing soak test lint fmt check-fmt clippy test-rust test-native test-faults
+.PHONY: help start stop run restart replay-dead-letters build infra test-infra screenshot bench bench-listing soak test lint fmt check-fmt clippy check-secrets test-rust test-native test-faults
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -58,13 +58,17 @@ bench-listing: ## GET /logs?limit=10 with 1,000,000 entries in the collection (e
 soak: ## each log transport at concurrency 64 for 5 minutes; writes docs/bench/soak.md
 	@project/bench.sh soak
 
-lint: check-fmt clippy ## formatting and clippy, warnings as errors
+lint: check-fmt clippy check-secrets ## formatting, clippy (warnings as errors), and no secret in any committed file
 
 check-fmt:
 	cargo fmt --all --check
 
 clippy:
 	cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+check-secrets: ## no password, key or token in any committed file (project/check-secrets.py)
+	@python3 project/check-secrets.py --self-test
+	@python3 project/check-secrets.py
 
 fmt: ## format the code
 	cargo fmt --all

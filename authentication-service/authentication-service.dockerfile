@@ -26,8 +26,8 @@ RUN cargo build --release --locked --workspace --bins
 
 # --- runtime -------------------------------------------------------------
 # debian-slim rather than distroless: curl serves the compose and Swarm
-# healthchecks, and /bin/sh runs the entrypoint that turns Docker secrets
-# (NAME_FILE) into the environment variables the service reads.
+# healthchecks. The service reads Docker secrets (NAME_FILE) itself, so no
+# shell runs before it and no secret reaches its environment.
 FROM debian:bookworm-slim
 # Package versions are left to the Debian release (and its security updates).
 # hadolint ignore=DL3008
@@ -37,7 +37,6 @@ RUN apt-get update \
     && groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --no-create-home \
         --home-dir /nonexistent --shell /usr/sbin/nologin app
-COPY project/docker-entrypoint.sh /usr/local/bin/docker-entrypoint
 COPY --from=builder /src/target/release/authentication-service /usr/local/bin/authentication-service
 # Natively the service listens on 127.0.0.1; in a container on every interface.
 ENV HTTP_ADDR=0.0.0.0:8082 \
@@ -47,4 +46,4 @@ EXPOSE 8082
 # Liveness only: compose, Swarm and Kubernetes probe /readyz themselves.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
     CMD ["curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:8082/healthz"]
-ENTRYPOINT ["/usr/local/bin/docker-entrypoint", "/usr/local/bin/authentication-service"]
+ENTRYPOINT ["/usr/local/bin/authentication-service"]

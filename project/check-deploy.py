@@ -36,9 +36,11 @@ SERVICES = {
 PORT_VARS = {"http": "HTTP_ADDR", "rpc": "RPC_ADDR", "grpc": "GRPC_ADDR"}
 INFRA = ["postgres", "mongo", "rabbitmq", "mailpit"]
 STATEFUL = ["postgres", "mongo", "rabbitmq"]
-# Where the browser reaches the broker and the mail UI differs on purpose:
-# a same-origin path behind Caddy, hosts of the Ingress in Kubernetes.
-BROWSER_VARS = {"BROKER_URL", "MAIL_UI_URL", "CORS_ORIGINS"}
+# What differs between the deployments on purpose: where the browser reaches
+# the broker and the mail UI (a same-origin path behind Caddy, hosts of the
+# Ingress in Kubernetes), the page's origin, and the trial user (on in the
+# compose trial, off in Swarm and Kubernetes).
+BROWSER_VARS = {"BROKER_URL", "MAIL_UI_URL", "CORS_ORIGINS", "SEED_ADMIN"}
 
 
 def unfiled(names):
@@ -305,7 +307,7 @@ def main():
                     f"variables differ from compose: {sorted(set(c) ^ set(s))}")
         for var in set(c) & set(s):
             filed = f"{var}_FILE" in swarm_env.get(name, {}) or f"{var}_FILE" in compose_env.get(name, {})
-            if not filed and str(c[var]) != str(s[var]):
+            if not filed and var not in BROWSER_VARS and str(c[var]) != str(s[var]):
                 problem(f"project/swarm.yml {name}", f"{var}={s[var]!r} but compose says {c[var]!r}")
     for name in INFRA:
         ci = compose["services"].get(name, {}).get("image")

@@ -11,6 +11,8 @@
 #   COMPOSE_PROJECT  the compose project's name (microservices)
 #   DEPLOY_ENV_FILE  settings and credentials (project/.env, made from
 #                 project/.env.example by `make up` if missing)
+#   DEPLOY_SECRETS_DIR  where `make up` writes compose's secrets from it
+#                 (project/secrets)
 #   SWARM_FILES   extra stack files laid over project/swarm.yml
 #   SKIP_DOCKER_TESTS=1  `make test` skips the Docker tests (they fail, and
 #                 say why, where no Docker engine can run)
@@ -36,12 +38,12 @@ DOCKER_PATH = $(shell docker buildx version >/dev/null 2>&1 || [ ! -x /usr/bin/d
 DOCKER_BUILD = $(DOCKER_PATH) DOCKER_BUILDKIT=1 COMPOSE_DOCKER_CLI_BUILD=1
 # `docker compose` (v2) where the plugin is installed, else `docker-compose`.
 COMPOSE_CMD ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
-COMPOSE = $(DOCKER_BUILD) IMAGE_PREFIX=$(IMAGE_PREFIX) TAG=$(TAG) \
+COMPOSE = $(DOCKER_BUILD) IMAGE_PREFIX=$(IMAGE_PREFIX) TAG=$(TAG) SECRETS_DIR=$(DEPLOY_SECRETS_DIR) \
 	$(COMPOSE_CMD) --project-name $(COMPOSE_PROJECT) --env-file $(DEPLOY_ENV_FILE) -f project/docker-compose.yml
 
 deploy_dockerfile = $(if $(filter caddy,$1),project/caddy.dockerfile,$1/$1.dockerfile)
 
-.PHONY: deploy-help stand-ins up up-build down build-images push-images $(DEPLOY_BUILD_TARGETS) \
+.PHONY: deploy-help stand-ins deploy-secrets up up-build down build-images push-images $(DEPLOY_BUILD_TARGETS) \
 	swarm-deploy swarm-rm k8s-apply k8s-delete lint-deploy test-docker test-compose test-swarm
 
 deploy-help:
@@ -51,23 +53,20 @@ $(DEPLOY_ENV_FILE):
 	@cp project/.env.example $@
 	@echo "created $@ from project/.env.example: change its passwords before anything but a local trial"
 
-# The compose stack's token key (docs/security.md): random, made once, kept
-# out of git. The directory is the owner's only; the file is readable by the
-# services' non-root user inside the containers it is mounted into.
-DEPLOY_TOKEN_KEY := project/secrets/token_key
-$(DEPLOY_TOKEN_KEY):
-	@mkdir -p $(@D) && chmod 700 $(@D)
-	@head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >$@ && chmod 644 $@
-	@echo "created $@ (random): the key of the access tokens"
+# The compose stack's Docker secrets (docs/security.md): written from the
+# env file into DEPLOY_SECRETS_DIR (git-ignored) before every up.
+DEPLOY_SECRETS_DIR ?= $(CURDIR)/project/secrets
+deploy-secrets: | $(DEPLOY_ENV_FILE)
+	@project/deploy-secrets.sh $(DEPLOY_ENV_FILE) $(DEPLOY_SECRETS_DIR)
 
 stand-ins: ## the base and infrastructure images, pulled or, with no registry, built locally (project/stand-ins)
 	@$(DOCKER_PATH) project/stand-ins/build.sh
 
-up: stand-ins | $(DEPLOY_ENV_FILE) $(DEPLOY_TOKEN_KEY) ## docker compose: start the system (builds missing images); page on http://localhost
+up: stand-ins deploy-secrets | $(DEPLOY_ENV_FILE) ## docker compose: start the system (builds missing images); page on http://localhost
 	$(COMPOSE) up -d
 	@echo "test page http://localhost  broker http://localhost/api/  mail http://localhost:8025  rabbitmq http://localhost:15672"
 
-up-build: stand-ins | $(DEPLOY_ENV_FILE) $(DEPLOY_TOKEN_KEY) ## docker compose: build every image, then start the system
+up-build: stand-ins deploy-secrets | $(DEPLOY_ENV_FILE) ## docker compose: build every image, then start the system
 	$(COMPOSE) up -d --build
 	@echo "test page http://localhost  broker http://localhost/api/  mail http://localhost:8025  rabbitmq http://localhost:15672"
 

@@ -99,7 +99,7 @@ as_root rabbitmqctl -q add_vhost "$VHOST" >/dev/null
 as_root rabbitmqctl -q set_permissions -p "$VHOST" guest '.*' '.*' '.*' >/dev/null
 
 export MONGO_URL=mongodb://127.0.0.1:$FAULT_MONGO_PORT
-export DATABASE_URL=postgres://postgres:password@127.0.0.1:$FAULT_PG_PORT/users
+export DATABASE_URL=postgres://postgres@127.0.0.1:$FAULT_PG_PORT/users
 export AMQP_URL=amqp://guest:guest@127.0.0.1:5672/$VHOST
 export MAIL_PORT=$FAULT_SMTP_PORT
 export MAILDEV_URL=http://127.0.0.1:$FAULT_MAILDEV_PORT

@@ -5,8 +5,9 @@
 #
 # 1. Reads the settings from ENV_FILE (default project/.env; see .env.example).
 # 2. Creates each Docker secret the stack uses that does not exist yet, with
-#    values derived from those settings, so the passwords and the connection
-#    URLs always agree. Existing secrets are left alone: Docker secrets are
+#    values derived from those settings by project/deploy-secrets.sh (the
+#    same files compose mounts), so the passwords and the connection URLs
+#    always agree. Existing secrets are left alone: Docker secrets are
 #    immutable (see docs/deploy.md for rotation).
 # 3. Runs `docker stack deploy` with the settings in the environment, which
 #    swarm.yml interpolates (user names, mail settings, IMAGE_PREFIX, TAG).
@@ -42,29 +43,25 @@ for key in POSTGRES_USER POSTGRES_PASSWORD MONGO_USER MONGO_PASSWORD RABBITMQ_US
   [[ $value =~ ^[A-Za-z0-9._~-]+$ ]] || die "$key may hold only letters, digits, '.', '_', '~' and '-'"
 done
 
-# Creates secret $1 with the content on stdin unless it already exists.
+# Creates secret $1 from the file of that name in $secrets unless it already
+# exists.
 secret() {
   if docker secret inspect "$1" >/dev/null 2>&1; then
     echo "secret $1: exists, kept"
   else
-    docker secret create "$1" - >/dev/null
+    docker secret create "$1" "$secrets/$1" >/dev/null
     echo "secret $1: created"
   fi
 }
 
-printf '%s' "$POSTGRES_PASSWORD" | secret postgres_password
-printf 'postgres://%s:%s@postgres:5432/users' "$POSTGRES_USER" "$POSTGRES_PASSWORD" | secret database_url
-printf '%s' "$MONGO_PASSWORD" | secret mongo_password
-printf 'mongodb://%s:%s@mongo:27017/?authSource=admin' "$MONGO_USER" "$MONGO_PASSWORD" | secret mongo_url
-printf 'default_user = %s\ndefault_pass = %s\n' "$RABBITMQ_USER" "$RABBITMQ_PASSWORD" | secret rabbitmq_credentials
-printf 'amqp://%s:%s@rabbitmq:5672/%%2f' "$RABBITMQ_USER" "$RABBITMQ_PASSWORD" | secret amqp_url
-# A secret cannot be empty; the entrypoint strips the newline, and an empty
-# MAIL_PASSWORD means no password.
-printf '%s\n' "${MAIL_PASSWORD:-}" | secret mail_password
-
-# The access-token key: random, never derived from the settings. Replacing
-# it (docs/deploy.md, rotation) signs every user out.
-head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' | secret token_key
+# The same files compose mounts (project/deploy-secrets.sh), made in a
+# directory of this run only; the token key among them is random.
+secrets=$(mktemp -d)
+trap 'rm -rf "$secrets"' EXIT
+project/deploy-secrets.sh "$env_file" "$secrets"
+for name in postgres_password database_url mongo_password mongo_url rabbitmq_credentials amqp_url mail_password token_key; do
+  secret "$name"
+done
 
 files=(-c project/swarm.yml)
 for file in ${SWARM_FILES:-}; do

@@ -24,6 +24,10 @@ pub struct Config {
     pub lockout: LockoutPolicy,
     /// `BCRYPT_THREADS`, `BCRYPT_QUEUE_SECS`.
     pub bcrypt: BcryptLimits,
+    /// `SEED_ADMIN`: whether the trial user `admin@example.com` /
+    /// `verysecret` exists (default false; `make start` and the compose
+    /// trial turn it on).
+    pub seed_admin: bool,
 }
 
 impl Config {
@@ -33,7 +37,7 @@ impl Config {
             database_url: env.url(
                 "DATABASE_URL",
                 &format!(
-                    "postgres://postgres:password@127.0.0.1:{}/users",
+                    "postgres://authentication@127.0.0.1:{}/users",
                     ports::POSTGRES
                 ),
                 &["postgres", "postgresql"],
@@ -50,6 +54,7 @@ impl Config {
                 threads: env.parse("BCRYPT_THREADS", &BcryptLimits::cores().to_string())?,
                 queue_timeout: env.seconds("BCRYPT_QUEUE_SECS", "2")?,
             },
+            seed_admin: env.parse("SEED_ADMIN", "false")?,
         })
     }
 }

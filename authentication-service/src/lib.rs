@@ -53,7 +53,7 @@ impl Application {
     /// Sets up the (lazy) PostgreSQL pool and binds the HTTP listener;
     /// nothing here needs PostgreSQL to be up.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let users = UserStore::connect(&config.database_url)?;
+        let users = UserStore::connect(&config.database_url, config.seed_admin)?;
         let passwords = Arc::new(Passwords::new(config.bcrypt).await?);
         let logger = ServiceClient::new(
             "logger-service",

@@ -44,9 +44,17 @@ impl UserRow {
     }
 }
 
+/// The trial user of the README and the test page.
+pub const TRIAL_EMAIL: &str = "admin@example.com";
+/// Its password, documented and public: the user exists only where
+/// `SEED_ADMIN=true` (docs/security.md).
+const TRIAL_PASSWORD: &str = "verysecret";
+
 #[derive(Clone)]
 pub struct UserStore {
     pool: PgPool,
+    /// `SEED_ADMIN`: whether the trial user should exist.
+    seed_admin: bool,
     /// Set once the migrations are applied; until then the service answers
     /// 503 and is not ready.
     migrated: Arc<AtomicBool>,
@@ -55,7 +63,7 @@ pub struct UserStore {
 impl UserStore {
     /// A lazily connecting pool: the service starts, and reports itself not
     /// ready, while PostgreSQL is down.
-    pub fn connect(url: &Url) -> anyhow::Result<Self> {
+    pub fn connect(url: &Url, seed_admin: bool) -> anyhow::Result<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(10)
             .acquire_timeout(Duration::from_secs(3))
@@ -63,6 +71,7 @@ impl UserStore {
             .context("invalid DATABASE_URL")?;
         Ok(Self {
             pool,
+            seed_admin,
             migrated: Arc::default(),
         })
     }
@@ -76,7 +85,7 @@ impl UserStore {
         loop {
             let attempt = tokio::select! {
                 () = shutdown.cancelled() => return,
-                attempt = sqlx::migrate!("./migrations").run(&self.pool) => attempt,
+                attempt = self.migrate() => attempt,
             };
             let Err(e) = attempt else {
                 self.migrated.store(true, Ordering::Release);
@@ -84,12 +93,66 @@ impl UserStore {
                 return;
             };
             let wait = backoff.next_delay();
-            tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "migrations failed; retrying");
+            tracing::warn!(
+                error = format!("{e:#}"),
+                retry_in_ms = wait.as_millis() as u64,
+                "migrations failed; retrying"
+            );
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 () = tokio::time::sleep(wait) => {}
             }
         }
+    }
+
+    /// The migrations, then the trial user as configured: added when
+    /// `SEED_ADMIN` is on and it is missing; removed when it is off and the
+    /// user still has the trial password (a user whose password was changed
+    /// is someone's real account, and stays). The seed migration adds it to
+    /// a new database either way, so it is settled here before the service
+    /// is ready.
+    async fn migrate(&self) -> anyhow::Result<()> {
+        sqlx::migrate!("./migrations").run(&self.pool).await?;
+        let hash: Option<String> =
+            sqlx::query_scalar("SELECT password FROM users WHERE lower(email) = $1")
+                .bind(TRIAL_EMAIL)
+                .fetch_optional(&self.pool)
+                .await?;
+        match (self.seed_admin, hash) {
+            (true, None) => {
+                let hash = tokio::task::spawn_blocking(|| {
+                    bcrypt::hash(TRIAL_PASSWORD, crate::passwords::BCRYPT_COST)
+                })
+                .await??;
+                sqlx::query(
+                    "INSERT INTO users (email, first_name, last_name, password, user_active) \
+                     VALUES ($1, 'Admin', 'User', $2, TRUE) ON CONFLICT ((lower(email))) DO NOTHING",
+                )
+                .bind(TRIAL_EMAIL)
+                .bind(hash)
+                .execute(&self.pool)
+                .await?;
+                tracing::info!(email = TRIAL_EMAIL, "added the trial user (SEED_ADMIN)");
+            }
+            (false, Some(hash)) => {
+                let trial =
+                    tokio::task::spawn_blocking(move || bcrypt::verify(TRIAL_PASSWORD, &hash))
+                        .await?
+                        .unwrap_or(false);
+                if trial {
+                    sqlx::query("DELETE FROM users WHERE lower(email) = $1")
+                        .bind(TRIAL_EMAIL)
+                        .execute(&self.pool)
+                        .await?;
+                    tracing::info!(
+                        email = TRIAL_EMAIL,
+                        "removed the trial user (SEED_ADMIN is off)"
+                    );
+                }
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     fn is_migrated(&self) -> bool {

@@ -385,3 +385,28 @@ async fn a_flood_past_the_bcrypt_slots_is_refused_with_503_not_queued_for_ever()
     // not get a slot within 100 ms.
     assert!(busy > 0, "no login was refused");
 }
+
+#[tokio::test]
+async fn without_seed_admin_the_trial_user_is_removed_but_a_real_account_stays() {
+    let database_url = test_support::fresh_postgres_database().await;
+    let seedless = || {
+        let mut config = config::auth(&database_url, config::dead_url("http"));
+        config.seed_admin = false;
+        config
+    };
+    let mut auth = spawn_auth_with(seedless()).await;
+    let trial = json!({"email": "admin@example.com", "password": "verysecret"});
+    assert_eq!(
+        login(&auth, trial.clone()).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Someone's real account under that address, with its own password, is
+    // not the trial user: a restart leaves it alone.
+    insert_user(&auth, "admin@example.com", "a password of its own", true).await;
+    auth.app.stop().await;
+    let auth = spawn_auth_with(seedless()).await;
+    let own = json!({"email": "admin@example.com", "password": "a password of its own"});
+    assert_eq!(login(&auth, own).await.0, StatusCode::ACCEPTED);
+    assert_eq!(login(&auth, trial).await.0, StatusCode::UNAUTHORIZED);
+}

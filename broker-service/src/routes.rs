@@ -120,7 +120,8 @@ async fn log(state: &AppState, transport: Transport, mut entry: LogPayload) -> A
             format!("Processed payload via gRPC: {}", entry.name)
         }
         Transport::Http => {
-            let reply = state.logger.post("/log", &entry).await?;
+            // The entry's id makes a second send safe.
+            let reply = state.logger.post_idempotent("/log", &entry).await?;
             relay_failure(state.logger.name(), reply)?;
             format!("Processed payload via HTTP: {}", entry.name)
         }

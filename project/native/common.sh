@@ -17,11 +17,49 @@ MAILDEV_VERSION=2.2.1
 SECANTUSD=$INFRA_DIR/venv/bin/secantusd-py
 MAILDEV=$INFRA_DIR/npm/node_modules/.bin/maildev
 
-# The PostgreSQL role and database the native stack uses (local development
-# values; containers take theirs from .env / secrets).
-PG_USER=postgres
-PG_PASSWORD=${PG_PASSWORD:-password}
+# The PostgreSQL database the native stack uses, and the role that owns it
+# (authentication-service's own, not the superuser's).
 PG_DATABASE=users
+PG_SERVICE_ROLE=authentication
+# RabbitMQ: the stack's own vhost and user (no administrator tag).
+AMQP_VHOST=microservices
+AMQP_SERVICE_USER=microservices
+
+# Secrets of the local infrastructure, kept beside it (git-ignored,
+# owner-only): the services' passwords and the URLs carrying them, made
+# once at random by infra.sh (docs/security.md).
+SECRETS_DIR=$INFRA_DIR/secrets
+
+# random_secret FILE: FILE, holding a random hex string, made once.
+random_secret() {
+  local file=$1
+  if [ ! -s "$file" ]; then
+    mkdir -p "$(dirname "$file")"
+    chmod 700 "$(dirname "$file")"
+    (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$file")
+  fi
+  echo "$file"
+}
+
+# secret_file FILE CONTENT: writes CONTENT to FILE, readable by its owner only.
+secret_file() {
+  mkdir -p "$(dirname "$1")"
+  chmod 700 "$(dirname "$1")"
+  (umask 077 && printf '%s' "$2" >"$1")
+}
+
+# The services read DATABASE_URL and AMQP_URL from the files infra.sh wrote
+# (NAME_FILE), unless the caller names them (the fault suite's own
+# infrastructure).
+use_infra_secrets() {
+  local name file
+  for name in DATABASE_URL AMQP_URL; do
+    file=$SECRETS_DIR/$(tr 'A-Z' 'a-z' <<<"$name")
+    if [ -z "$(printenv "$name")" ] && [ -z "$(printenv "${name}_FILE")" ] && [ -s "$file" ]; then
+      export "${name}_FILE=$file"
+    fi
+  done
+}
 
 # The access-token key the native stack's authentication-service, broker and
 # logger share (docs/security.md): TOKEN_KEY or TOKEN_KEY_FILE when the
@@ -29,13 +67,8 @@ PG_DATABASE=users
 # there, readable by its owner only, so tokens outlive a restart.
 use_token_key() {
   [ -n "${TOKEN_KEY:-}" ] || [ -n "${TOKEN_KEY_FILE:-}" ] && return 0
-  local file=$RUN_DIR/secrets/token-key
-  if [ ! -s "$file" ]; then
-    mkdir -p "$RUN_DIR/secrets"
-    chmod 700 "$RUN_DIR/secrets"
-    (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$file")
-  fi
-  export TOKEN_KEY_FILE=$file
+  TOKEN_KEY_FILE=$(random_secret "$RUN_DIR/secrets/token-key")
+  export TOKEN_KEY_FILE
 }
 
 say() { printf '==> %s\n' "$*"; }

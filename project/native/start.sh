@@ -18,6 +18,9 @@ for service in "${SERVICES[@]}"; do packages+=(-p "$service"); done
 (cd "$ROOT" && cargo build --quiet --profile "$(cargo_profile)" --bins "${packages[@]}")
 
 use_token_key
+use_infra_secrets
+# The trial user of the README and the test page (docs/security.md).
+export SEED_ADMIN=${SEED_ADMIN:-true}
 bin_dir=$(target_dir)
 for service in "${SERVICES[@]}"; do
   bin=$bin_dir/$service

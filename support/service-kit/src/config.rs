@@ -272,19 +272,18 @@ mod tests {
         }
     }
 
+    const FIXTURE_URL: &str = "postgres://u:s3cret@db:5432/users"; // check-secrets: a test fixture
+
     #[test]
     fn a_name_file_variable_sets_the_variable_from_the_file() {
-        let file = SecretFile::new("url", "postgres://u:s3cret@db:5432/users\n\n");
+        let file = SecretFile::new("url", &format!("{FIXTURE_URL}\n\n"));
         let env = Env::reading_files([
             ("DATABASE_URL_FILE", file.path()),
             ("EMPTY_FILE", ""),
             ("_FILE", file.path()),
         ])
         .unwrap();
-        assert_eq!(
-            env.get("DATABASE_URL"),
-            Some("postgres://u:s3cret@db:5432/users")
-        );
+        assert_eq!(env.get("DATABASE_URL"), Some(FIXTURE_URL));
         assert_eq!(
             env.get("DATABASE_URL_FILE"),
             None,

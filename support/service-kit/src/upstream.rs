@@ -63,6 +63,29 @@ impl ServiceClient {
         self.send(self.http.post(self.url(path)?).json(body)).await
     }
 
+    /// `POST`, as [`ServiceClient::post`], sent again once when it failed on
+    /// the way (a pooled connection closed under it as the other side
+    /// restarted, or none could be made), for a body the callee stores
+    /// at most once whatever the repeats (a log entry with its id). A
+    /// timeout is not repeated: the first may still be at work.
+    pub async fn post_idempotent<T: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        body: &T,
+    ) -> Result<Reply, ApiError> {
+        match self.post(path, body).await {
+            Err(ApiError::BadGateway(_) | ApiError::Unavailable(_)) => {
+                tracing::info!(
+                    service = self.name,
+                    path,
+                    "sending once more on a new connection"
+                );
+                self.post(path, body).await
+            }
+            other => other,
+        }
+    }
+
     /// `GET <base><path_and_query>`.
     pub async fn get(&self, path_and_query: &str) -> Result<Reply, ApiError> {
         self.send(self.http.get(self.url(path_and_query)?)).await

@@ -43,10 +43,19 @@ fn unique_suffix() -> String {
     )
 }
 
-/// The server the test databases are created on.
+/// The server the test databases are created on: `TEST_DATABASE_URL`, else
+/// the superuser's URL that project/native/infra.sh wrote when it installed
+/// PostgreSQL itself (with a random password), else the local superuser
+/// without a password (a server with trust or peer authentication).
 pub fn postgres_admin_url() -> String {
     std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres:password@127.0.0.1:5432/postgres".to_owned())
+        .ok()
+        .or_else(|| {
+            let file = workspace_root().join(".infra/secrets/postgres-admin-url");
+            std::fs::read_to_string(file).ok()
+        })
+        .map(|url| url.trim().to_owned())
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
 /// Creates an empty database with a unique name and returns its URL. The

@@ -29,7 +29,7 @@ pub use services::{
 pub use system::System;
 
 /// The token key of every service a test starts.
-pub const TEST_TOKEN_KEY: &str = "the tests' token key, thirty-two bytes or more";
+pub const TEST_TOKEN_KEY: &str = "the tests' token key, thirty-two bytes or more"; // check-secrets: a test fixture
 
 /// [`TEST_TOKEN_KEY`] as the services hold it.
 pub fn token_key() -> service_kit::token::TokenKey {

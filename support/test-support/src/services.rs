@@ -80,6 +80,7 @@ pub mod config {
                 // refusal past it has a test of its own.
                 queue_timeout: Duration::from_secs(10),
             },
+            seed_admin: true,
         }
     }
 

@@ -20,24 +20,8 @@ die() { echo "deploy-secrets: $*" >&2; exit 1; }
 
 env_file=${1:?usage: deploy-secrets.sh ENV_FILE DIR}
 dir=${2:?usage: deploy-secrets.sh ENV_FILE DIR}
-[ -f "$env_file" ] || die "$env_file is missing: copy project/.env.example to it and set the values"
-
-# KEY=VALUE lines, as docker compose reads them; comments and blanks skipped.
-# Variables already set in the environment win, as with compose.
-while IFS= read -r line || [ -n "$line" ]; do
-  line=${line%$'\r'}
-  [[ $line =~ ^[[:space:]]*(#|$) ]] && continue
-  [[ $line =~ ^[[:space:]]*([A-Za-z_][A-Za-z0-9_]*)=(.*)$ ]] || die "$env_file: cannot read line: $line"
-  key=${BASH_REMATCH[1]} value=${BASH_REMATCH[2]}
-  [ -n "${!key+set}" ] || declare "$key=$value"
-done <"$env_file"
-
-# Values pasted into URLs must not need percent-encoding.
-for key in POSTGRES_USER POSTGRES_PASSWORD MONGO_USER MONGO_PASSWORD RABBITMQ_USER RABBITMQ_PASSWORD; do
-  value=${!key:-}
-  [ -n "$value" ] || die "$key is not set in $env_file"
-  [[ $value =~ ^[A-Za-z0-9._~-]+$ ]] || die "$key may hold only letters, digits, '.', '_', '~' and '-'"
-done
+source "$(dirname "${BASH_SOURCE[0]}")/deploy-env.sh"
+read_env_file "$env_file"
 
 mkdir -p "$dir"
 chmod 700 "$dir"

@@ -22,26 +22,11 @@ env_file=${ENV_FILE:-project/.env}
 
 die() { echo "swarm-deploy: $*" >&2; exit 1; }
 
-[ -f "$env_file" ] || die "$env_file is missing: copy project/.env.example to it and set the values"
 docker info --format '{{.Swarm.LocalNodeState}}' 2>/dev/null | grep -qx active \
   || die "this Docker engine is not part of a swarm (docker swarm init)"
 
-# KEY=VALUE lines, as docker compose reads them; comments and blanks skipped.
-# Variables already set in the environment win, as with compose.
-while IFS= read -r line || [ -n "$line" ]; do
-  line=${line%$'\r'}
-  [[ $line =~ ^[[:space:]]*(#|$) ]] && continue
-  [[ $line =~ ^[[:space:]]*([A-Za-z_][A-Za-z0-9_]*)=(.*)$ ]] || die "$env_file: cannot read line: $line"
-  key=${BASH_REMATCH[1]} value=${BASH_REMATCH[2]}
-  [ -n "${!key+set}" ] || export "$key=$value"
-done < "$env_file"
-
-# Values pasted into URLs must not need percent-encoding.
-for key in POSTGRES_USER POSTGRES_PASSWORD MONGO_USER MONGO_PASSWORD RABBITMQ_USER RABBITMQ_PASSWORD; do
-  value=${!key:-}
-  [ -n "$value" ] || die "$key is not set in $env_file"
-  [[ $value =~ ^[A-Za-z0-9._~-]+$ ]] || die "$key may hold only letters, digits, '.', '_', '~' and '-'"
-done
+source project/deploy-env.sh
+read_env_file "$env_file"
 
 # Creates secret $1 from the file of that name in $secrets unless it already
 # exists.

@@ -30,8 +30,22 @@ impl GrpcLogger {
         })
     }
 
-    /// Writes one entry; answers the logger's result (`"logged!"`).
+    /// Writes one entry; answers the logger's result (`"logged!"`). A
+    /// call that failed on the way (the logger's task going away in a
+    /// rolling update, a connection reset) is sent once more: the entry's
+    /// id keeps it single. A refusal or a timeout is not repeated.
     pub async fn log(&self, name: &str, data: &str, id: &str) -> Result<String, ApiError> {
+        let answer = match self.write(name, data, id).await {
+            Err(status) if !is_final(status.code()) => {
+                tracing::info!(code = ?status.code(), "gRPC call to logger-service failed; sending once more");
+                self.write(name, data, id).await
+            }
+            answer => answer,
+        };
+        answer.map_err(|status| self.failure(&status))
+    }
+
+    async fn write(&self, name: &str, data: &str, id: &str) -> Result<String, tonic::Status> {
         let mut request = tonic::Request::new(LogRequest {
             log_entry: Some(Log {
                 name: name.to_owned(),
@@ -42,21 +56,30 @@ impl GrpcLogger {
         if let Some(id) = request_id::current().and_then(|id| id.parse().ok()) {
             request.metadata_mut().insert(request_id::HEADER, id);
         }
-        match self.client.clone().write_log(request).await {
-            Ok(response) => Ok(response.into_inner().result),
-            Err(status) => Err(match status.code() {
-                Code::InvalidArgument => ApiError::BadRequest(status.message().to_owned()),
-                Code::DeadlineExceeded | Code::Cancelled => ApiError::Timeout(format!(
-                    "logger-service did not answer over gRPC within {} ms",
-                    self.timeout.as_millis()
-                )),
-                Code::Unavailable => {
-                    ApiError::Unavailable("logger-service gRPC is unavailable".into())
-                        .logged(status.message())
-                }
-                code => ApiError::BadGateway(format!("logger-service gRPC failed ({code:?})"))
-                    .logged(status.message()),
-            }),
+        let response = self.client.clone().write_log(request).await?;
+        Ok(response.into_inner().result)
+    }
+
+    fn failure(&self, status: &tonic::Status) -> ApiError {
+        match status.code() {
+            Code::InvalidArgument => ApiError::BadRequest(status.message().to_owned()),
+            Code::DeadlineExceeded | Code::Cancelled => ApiError::Timeout(format!(
+                "logger-service did not answer over gRPC within {} ms",
+                self.timeout.as_millis()
+            )),
+            Code::Unavailable => ApiError::Unavailable("logger-service gRPC is unavailable".into())
+                .logged(status.message()),
+            code => ApiError::BadGateway(format!("logger-service gRPC failed ({code:?})"))
+                .logged(status.message()),
         }
     }
+}
+
+/// An answer that another send would not change: the entry is refused, or
+/// the time is up.
+fn is_final(code: Code) -> bool {
+    matches!(
+        code,
+        Code::InvalidArgument | Code::DeadlineExceeded | Code::Cancelled
+    )
 }

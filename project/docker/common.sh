@@ -42,6 +42,30 @@ timing() {
 
 mk() { make --no-print-directory "$@"; }
 
+# no_secret_exposed LABEL ENV_FILE CONTAINER_IDS: no password of ENV_FILE
+# appears in any container's configuration (`docker inspect`), nor in the
+# environment of a service's process (the six services read their secrets
+# from files; the databases' own entrypoints, as upstream's, hand theirs to
+# the server they start, so those are checked in `docker inspect` only).
+no_secret_exposed() {
+  local label=$1 env_file=$2 ids=$3 needles=() key value id leaks
+  for key in POSTGRES_PASSWORD MONGO_PASSWORD RABBITMQ_PASSWORD; do
+    value=$(sed -n "s/^$key=//p" "$env_file" | tail -n 1)
+    [ -n "$value" ] && needles+=(-e "$value")
+  done
+  [ ${#needles[@]} -gt 0 ] || die "$label: no password in $env_file to look for"
+  # shellcheck disable=SC2086
+  leaks=$(docker inspect --format '{{.Name}} {{range .Config.Env}}{{.}} {{end}}' $ids | grep -F "${needles[@]}" | cut -d' ' -f1 || true)
+  [ -z "$leaks" ] || die "$label: a password is in the configuration of $leaks"
+  for id in $ids; do
+    docker inspect --format '{{.Config.Image}}' "$id" | grep -qE '/(broker|authentication|logger|mail|listener)-service:|/front-end:' || continue
+    if docker exec "$id" cat /proc/1/environ | tr '\0' '\n' | grep -qF "${needles[@]}"; then
+      die "$label: a password is in the environment of $(docker inspect --format '{{.Name}}' "$id")'s process"
+    fi
+  done
+  say "$label: no password in any container's configuration or any service's environment"
+}
+
 # access_token URL: logs in as the seed user through the broker at URL
 # (its /handle) and prints the access token (the README's first step).
 access_token() {

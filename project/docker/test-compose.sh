@@ -2,11 +2,13 @@
 # The compose deployment end to end (part of `make test-docker`):
 #   1. `make up-build` with a fresh env file (created from .env.example),
 #      then every container running and healthy;
-#   2. the browser test through Caddy on http://localhost/: every button,
+#   2. no password of the env file in any container's `docker inspect` or
+#      any service's process environment (the secrets are files);
+#   3. the browser test through Caddy on http://localhost/: every button,
 #      every log entry, the mail in the catcher's published web UI;
-#   3. a log entry written before `make down` + `make up` is still listed
+#   4. a log entry written before `make down` + `make up` is still listed
 #      after (the volumes persist);
-#   4. `make down` leaves no container of the project.
+#   5. `make down` leaves no container of the project.
 # Runs as its own compose project (COMPOSE_PROJECT, default
 # microservices-test) and removes its containers and volumes at the end.
 set -euo pipefail
@@ -15,16 +17,18 @@ cd "$ROOT"
 
 project=${COMPOSE_PROJECT:-microservices-test}
 env_file=$DOCKER_RUN_DIR/compose.env
+# The test's own secrets, apart from those of a stack of the user's.
+export DEPLOY_SECRETS_DIR=$DOCKER_RUN_DIR/compose-secrets
 export COMPOSE_PROJECT=$project DEPLOY_ENV_FILE=$env_file
 # The containers of the stack: six services, Caddy and four infrastructure.
 expected_containers=11
 
-compose() { docker-compose --project-name "$project" --env-file "$env_file" -f project/docker-compose.yml "$@"; }
+compose() { SECRETS_DIR=$DEPLOY_SECRETS_DIR docker-compose --project-name "$project" --env-file "$env_file" -f project/docker-compose.yml "$@"; }
 containers() { docker ps -aq --filter "label=com.docker.compose.project=$project"; }
 
 cleanup() {
   compose down -v --remove-orphans >/dev/null 2>&1 || true
-  rm -f "$env_file"
+  rm -rf "$env_file" "$DEPLOY_SECRETS_DIR"
 }
 trap cleanup EXIT
 
@@ -59,6 +63,7 @@ cleanup
 first_deploy "compose (project $project)" up-build "$env_file" wait_healthy \
   "compose: make up-build, cached images, to all healthy"
 
+no_secret_exposed compose "$env_file" "$(containers)"
 deployed_browser_test compose
 
 say "compose: a log entry outlives make down + make up"

@@ -19,8 +19,9 @@ run: ## `make start` in the foreground; Ctrl-C stops everything
 restart: ## rebuild and restart the services
 	@$(NATIVE)/stop.sh && $(NATIVE)/start.sh
 
-replay-dead-letters: ## move the events in RabbitMQ's logs.dead back to the log exchange (AMQP_URL, as the listener)
-	cargo run --quiet --release -p listener-service --bin replay-dead-letters
+replay-dead-letters: ## move the events in RabbitMQ's logs.dead back to the log exchange (AMQP_URL, as the listener; natively the stack's own vhost)
+	@if [ -z "$$AMQP_URL$$AMQP_URL_FILE" ] && [ -s .infra/secrets/amqp_url ]; then export AMQP_URL_FILE=$(CURDIR)/.infra/secrets/amqp_url; fi; \
+		cargo run --quiet --release -p listener-service --bin replay-dead-letters
 
 build: ## build every crate (release)
 	cargo build --workspace --release

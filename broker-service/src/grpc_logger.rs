@@ -33,10 +33,11 @@ impl GrpcLogger {
     /// Writes one entry; answers the logger's result (`"logged!"`). A
     /// call that failed on the way (the logger's task going away in a
     /// rolling update, a connection reset) is sent once more: the entry's
-    /// id keeps it single. A refusal or a timeout is not repeated.
+    /// id keeps it single. The logger's own answers (a refusal, MongoDB
+    /// unavailable) and timeouts are not repeated.
     pub async fn log(&self, name: &str, data: &str, id: &str) -> Result<String, ApiError> {
         let answer = match self.write(name, data, id).await {
-            Err(status) if !is_final(status.code()) => {
+            Err(status) if failed_on_the_way(&status) => {
                 tracing::info!(code = ?status.code(), "gRPC call to logger-service failed; sending once more");
                 self.write(name, data, id).await
             }
@@ -75,11 +76,33 @@ impl GrpcLogger {
     }
 }
 
-/// An answer that another send would not change: the entry is refused, or
-/// the time is up.
-fn is_final(code: Code) -> bool {
-    matches!(
-        code,
-        Code::InvalidArgument | Code::DeadlineExceeded | Code::Cancelled
-    )
+/// Whether a call failed on the way rather than being answered: tonic gives
+/// a status made from a transport or HTTP/2 error a source, and one the
+/// logger sent (it is refused, MongoDB is unavailable) none. Neither an
+/// answer nor a timeout is worth another send: the logger said it, or the
+/// time is up.
+fn failed_on_the_way(status: &tonic::Status) -> bool {
+    let timed_out = matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled);
+    !timed_out && std::error::Error::source(status).is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_call_that_failed_on_the_way_is_sent_again() {
+        let reset = tonic::Status::from_error(Box::new(std::io::Error::other("connection reset")));
+        assert!(failed_on_the_way(&reset));
+        // What the logger answered itself, and the time running out, stand.
+        assert!(!failed_on_the_way(&tonic::Status::unavailable(
+            "MongoDB is unavailable"
+        )));
+        assert!(!failed_on_the_way(&tonic::Status::invalid_argument(
+            "name is empty"
+        )));
+        assert!(!failed_on_the_way(&tonic::Status::deadline_exceeded(
+            "late"
+        )));
+    }
 }

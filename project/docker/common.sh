@@ -66,14 +66,6 @@ no_secret_exposed() {
   say "$label: no password in any container's configuration or any service's environment"
 }
 
-# access_token URL: logs in as the seed user through the broker at URL
-# (its /handle) and prints the access token (the README's first step).
-access_token() {
-  curl -fsS --max-time 10 -X POST "$1/handle" \
-    -d '{"action":"auth","auth":{"email":"admin@example.com","password":"verysecret"}}' |
-    sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p'
-}
-
 # first_deploy LABEL TARGET ENV_FILE WAIT WHAT: `make TARGET` on a machine
 # without ENV_FILE (it must be created from .env.example), then WAIT 300
 # (the scenario's wait for every container healthy), timed as WHAT.

@@ -71,6 +71,14 @@ use_token_key() {
   export TOKEN_KEY_FILE
 }
 
+# access_token URL: logs in as the seed user through the broker at URL
+# (its /handle) and prints the access token (the README's first step).
+access_token() {
+  curl -fsS --max-time 10 -X POST "$1/handle" \
+    -d '{"action":"auth","auth":{"email":"admin@example.com","password":"verysecret"}}' |
+    sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p'
+}
+
 say() { printf '==> %s\n' "$*"; }
 warn() { printf 'warning: %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }

@@ -11,7 +11,7 @@ use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::http::HeaderMap;
-use governor::clock::{Clock, DefaultClock};
+use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota};
 
 use crate::http::ApiError;
@@ -49,7 +49,7 @@ impl PerClient {
             limiter.retain_recent();
         }
         limiter.check_key(&client).map_err(|not_until| {
-            let retry_after = not_until.wait_time_from(DefaultClock::default().now());
+            let retry_after = not_until.wait_time_from(limiter.clock().now());
             tracing::warn!(%client, what = self.what, "rate limited");
             ApiError::TooManyRequests {
                 message: format!("too many {} from this client; try again later", self.what),

@@ -213,10 +213,38 @@ def check_k8s(compose_env):
             continue
         for doc in load_all(path):
             objects[(doc["kind"], doc["metadata"]["name"])] = doc
-    secret = objects.get(("Secret", "microservices-secrets"))
-    secret_keys = set((secret or {}).get("stringData", {})) | set((secret or {}).get("data", {}))
-    if secret is None:
-        problem("project/k8s", "the Secret template microservices-secrets is missing")
+    # The Secret is generated from the files project/deploy-secrets.sh
+    # writes (make k8s-secrets): the same secrets as compose's, no value
+    # committed; the init scripts' ConfigMap from copies of project/initdb.
+    if any(kind == "Secret" for kind, _ in objects):
+        problem("project/k8s", "a Secret is committed: generate it (secretGenerator) instead")
+    generated = {g["name"]: [Path(f) for f in g.get("files", [])]
+                 for key in ("secretGenerator", "configMapGenerator")
+                 for g in kustomization.get(key, [])}
+    secret_keys = {f.name for f in generated.get("microservices-secrets", [])}
+    compose_secrets = set(load(PROJECT / "docker-compose.yml").get("secrets") or {})
+    if secret_keys != compose_secrets:
+        problem("project/k8s/kustomization.yaml",
+                f"the Secret's files {sorted(secret_keys)} are not compose's secrets {sorted(compose_secrets)}")
+    init_keys = {f.name for f in generated.get("database-init", [])}
+    init_scripts = {f.name for f in (PROJECT / "initdb").iterdir()}
+    if init_keys != init_scripts:
+        problem("project/k8s/kustomization.yaml",
+                f"the ConfigMap database-init holds {sorted(init_keys)}, project/initdb {sorted(init_scripts)}")
+    if any(f.parent.name != "generated" for files in generated.values() for f in files):
+        problem("project/k8s/kustomization.yaml", "the generators read generated/ only (make k8s-secrets)")
+    # Every key a pod mounts exists.
+    for (kind, name), doc in objects.items():
+        if kind not in ("Deployment", "StatefulSet"):
+            continue
+        for volume in doc["spec"]["template"]["spec"].get("volumes", []):
+            source = volume.get("secret") or volume.get("configMap")
+            if source is None:
+                continue
+            known = secret_keys if "secret" in volume else init_keys
+            for item in source.get("items", []):
+                if item["key"] not in known:
+                    problem(f"project/k8s {kind} {name}", f"mounts the missing key {item['key']}")
 
     for name, ports in SERVICES.items():
         where = f"project/k8s/{name}.yaml"
@@ -309,6 +337,9 @@ def main():
             filed = f"{var}_FILE" in swarm_env.get(name, {}) or f"{var}_FILE" in compose_env.get(name, {})
             if not filed and var not in BROWSER_VARS and str(c[var]) != str(s[var]):
                 problem(f"project/swarm.yml {name}", f"{var}={s[var]!r} but compose says {c[var]!r}")
+    if set(swarm.get("secrets") or {}) != set(compose.get("secrets") or {}):
+        problem("project/swarm.yml", f"its secrets {sorted(swarm.get('secrets') or {})} "
+                                     f"are not compose's {sorted(compose.get('secrets') or {})}")
     for name in INFRA:
         ci = compose["services"].get(name, {}).get("image")
         si = swarm["services"].get(name, {}).get("image")

@@ -16,9 +16,10 @@ read_env_file() {
     [ -n "${!key+set}" ] || export "$key=$value"
   done <"$1"
   # Values pasted into URLs must not need percent-encoding.
-  for key in POSTGRES_USER POSTGRES_PASSWORD MONGO_USER MONGO_PASSWORD RABBITMQ_USER RABBITMQ_PASSWORD; do
+  for key in POSTGRES_USER POSTGRES_PASSWORD MONGO_USER MONGO_PASSWORD RABBITMQ_USER RABBITMQ_PASSWORD \
+    AUTH_DB_PASSWORD LOGGER_DB_PASSWORD AMQP_PASSWORD; do
     value=${!key:-}
-    [ -n "$value" ] || die "$key is not set in $1"
+    [ -n "$value" ] || die "$key is not set in $1 (see project/.env.example)"
     [[ $value =~ ^[A-Za-z0-9._~-]+$ ]] || die "$key may hold only letters, digits, '.', '_', '~' and '-'"
   done
 }

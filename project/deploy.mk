@@ -44,7 +44,7 @@ COMPOSE = $(DOCKER_BUILD) IMAGE_PREFIX=$(IMAGE_PREFIX) TAG=$(TAG) SECRETS_DIR=$(
 deploy_dockerfile = $(if $(filter caddy,$1),project/caddy.dockerfile,$1/$1.dockerfile)
 
 .PHONY: deploy-help stand-ins deploy-secrets up up-build down build-images push-images $(DEPLOY_BUILD_TARGETS) \
-	swarm-deploy swarm-rm k8s-apply k8s-delete lint-deploy test-docker test-compose test-swarm
+	swarm-deploy swarm-rm k8s-secrets k8s-apply k8s-delete lint-deploy test-docker test-compose test-swarm
 
 deploy-help:
 	@grep -E '^[a-z0-9-]+:.*## ' project/deploy.mk | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -88,7 +88,15 @@ swarm-deploy: | $(DEPLOY_ENV_FILE) ## Docker Swarm: create the missing secrets f
 swarm-rm: ## Docker Swarm: remove the stack (volumes and secrets stay)
 	docker stack rm $(STACK)
 
-k8s-apply: ## Kubernetes: kubectl apply -k project/k8s
+# The Kubernetes Secret's files and the databases' init scripts, which the
+# kustomization generates its Secret and ConfigMap from (git-ignored).
+K8S_GENERATED = project/k8s/generated
+k8s-secrets: | $(DEPLOY_ENV_FILE) ## Kubernetes: write project/k8s/generated/ (the Secret's files from project/.env, the init scripts)
+	@project/deploy-secrets.sh $(DEPLOY_ENV_FILE) $(K8S_GENERATED)
+	@cp project/initdb/authentication.sh project/initdb/logger.js $(K8S_GENERATED)/
+	@echo "wrote $(K8S_GENERATED): kubectl apply -k project/k8s"
+
+k8s-apply: k8s-secrets ## Kubernetes: kubectl apply -k project/k8s
 	kubectl apply -k project/k8s
 
 k8s-delete: ## Kubernetes: delete everything, the namespace and the databases' volumes included

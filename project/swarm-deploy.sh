@@ -44,7 +44,7 @@ secret() {
 secrets=$(mktemp -d)
 trap 'rm -rf "$secrets"' EXIT
 project/deploy-secrets.sh "$env_file" "$secrets"
-for name in postgres_password database_url mongo_password mongo_url rabbitmq_credentials amqp_url mail_password token_key; do
+for name in postgres_password database_url mongo_password mongo_url rabbitmq_config rabbitmq_definitions amqp_url mail_password token_key; do
   secret "$name"
 done
 

@@ -49,8 +49,8 @@ mk() { make --no-print-directory "$@"; }
 # the server they start, so those are checked in `docker inspect` only).
 no_secret_exposed() {
   local label=$1 env_file=$2 ids=$3 needles=() key value id leaks
-  for key in POSTGRES_PASSWORD MONGO_PASSWORD RABBITMQ_PASSWORD; do
-    value=$(sed -n "s/^$key=//p" "$env_file" | tail -n 1)
+  for key in POSTGRES_PASSWORD MONGO_PASSWORD RABBITMQ_PASSWORD AUTH_DB_PASSWORD LOGGER_DB_PASSWORD AMQP_PASSWORD; do
+    value=$(env_value "$env_file" "$key")
     [ -n "$value" ] && needles+=(-e "$value")
   done
   [ ${#needles[@]} -gt 0 ] || die "$label: no password in $env_file to look for"
@@ -64,6 +64,70 @@ no_secret_exposed() {
     fi
   done
   say "$label: no password in any container's configuration or any service's environment"
+}
+
+# env_value ENV_FILE KEY: KEY's value in ENV_FILE (its last line for it).
+env_value() { sed -n "s/^$2=//p" "$1" | tail -n 1; }
+
+# least_privilege LABEL ENV_FILE CONTAINER_IDS: each service reaches its
+# database as its own user, which can do no more than the service needs
+# (docs/security.md, "Least privilege"), and no service holds a password of
+# a database's administrator.
+least_privilege() {
+  local label=$1 env_file=$2 ids=$3 id pg='' mongo='' rabbit='' admins=() key out
+  for id in $ids; do
+    case $(docker inspect --format '{{.Config.Image}}' "$id") in
+      postgres:*) pg=$id ;;
+      mongo:*) mongo=$id ;;
+      rabbitmq:*) rabbit=$id ;;
+    esac
+  done
+  [ -n "$pg" ] && [ -n "$mongo" ] && [ -n "$rabbit" ] || die "$label: PostgreSQL, MongoDB or RabbitMQ is not among the containers"
+
+  # PostgreSQL: every session on `users` is authentication's, a role with
+  # no superuser, role or database rights, owning the service's table.
+  sql() { docker exec "$pg" psql -U "$(env_value "$env_file" POSTGRES_USER)" -d users -Atc "$1"; }
+  out=$(sql "SELECT string_agg(DISTINCT usename, ',') FROM pg_stat_activity
+             WHERE datname = 'users' AND backend_type = 'client backend' AND pid <> pg_backend_pid()")
+  [ "$out" = authentication ] || die "$label: the sessions on PostgreSQL's users are of '$out', not of authentication alone"
+  out=$(sql "SELECT rolsuper OR rolcreaterole OR rolcreatedb OR rolreplication OR rolbypassrls FROM pg_roles WHERE rolname = 'authentication'")
+  [ "$out" = f ] || die "$label: PostgreSQL's role authentication has rights beyond its database ('$out')"
+  out=$(sql "SELECT tableowner FROM pg_tables WHERE schemaname = 'public' AND tablename = 'users'")
+  [ "$out" = authentication ] || die "$label: the table users is owned by '$out', not authentication"
+
+  # MongoDB: the logger's user has readWrite on `logs` and nothing else;
+  # with its password nothing outside `logs` can be read.
+  out=$(docker exec "$mongo" mongosh --quiet \
+    "mongodb://$(env_value "$env_file" MONGO_USER):$(env_value "$env_file" MONGO_PASSWORD)@127.0.0.1:27017/admin" \
+    --eval 'EJSON.stringify(db.getSiblingDB("logs").getUser("logger").roles)')
+  [ "$out" = '[{"role":"readWrite","db":"logs"}]' ] || die "$label: MongoDB's user logger has the roles $out"
+  out=$(docker exec "$mongo" mongosh --quiet \
+    "mongodb://logger:$(env_value "$env_file" LOGGER_DB_PASSWORD)@127.0.0.1:27017/logs" \
+    --eval 'db.entries.estimatedDocumentCount(); try { db.getSiblingDB("admin").system.users.findOne(); print("read admin") } catch (e) { print("refused") }')
+  [ "$out" = refused ] || die "$label: MongoDB's user logger may read the admin database ($out)"
+
+  # RabbitMQ: every connection is the services' user on their vhost; that
+  # user has no tag (no management or administrator rights) and rights on
+  # that vhost only.
+  rabbitmqctl() { docker exec "$rabbit" rabbitmqctl -q --no-table-headers "$@"; }
+  out=$(rabbitmqctl list_connections user vhost | sort -u | tr '\t' ' ')
+  [ "$out" = "microservices microservices" ] || die "$label: RabbitMQ's connections are of: $out"
+  out=$(rabbitmqctl list_users | awk '$1 == "microservices" {print $2}')
+  [ "$out" = "[]" ] || die "$label: RabbitMQ's user microservices has the tags $out"
+  out=$(rabbitmqctl list_user_permissions microservices | cut -f1 | tr '\n' ' ')
+  [ "$out" = "microservices " ] || die "$label: RabbitMQ's user microservices has rights on the vhosts $out"
+
+  # The services' secrets hold no administrator's password.
+  for key in POSTGRES_PASSWORD MONGO_PASSWORD RABBITMQ_PASSWORD; do
+    admins+=(-e "$(env_value "$env_file" "$key")")
+  done
+  for id in $ids; do
+    docker inspect --format '{{.Config.Image}}' "$id" | grep -qE '/(broker|authentication|logger|mail|listener)-service:|/front-end:' || continue
+    if docker exec "$id" sh -c 'cat /run/secrets/* 2>/dev/null' | grep -qF "${admins[@]}"; then
+      die "$label: $(docker inspect --format '{{.Name}}' "$id") holds an administrator's password"
+    fi
+  done
+  say "$label: each service on its own database user, none with more rights than it needs"
 }
 
 # first_deploy LABEL TARGET ENV_FILE WAIT WHAT: `make TARGET` on a machine

@@ -3,7 +3,9 @@
 #   1. `make up-build` with a fresh env file (created from .env.example),
 #      then every container running and healthy;
 #   2. no password of the env file in any container's `docker inspect` or
-#      any service's process environment (the secrets are files);
+#      any service's process environment (the secrets are files), and each
+#      service on its own database user with no more rights than it needs
+#      (least_privilege, common.sh);
 #   3. the browser test through Caddy on http://localhost/: every button,
 #      every log entry, the mail in the catcher's published web UI;
 #   4. a log entry written before `make down` + `make up` is still listed
@@ -64,6 +66,7 @@ first_deploy "compose (project $project)" up-build "$env_file" wait_healthy \
   "compose: make up-build, cached images, to all healthy"
 
 no_secret_exposed compose "$env_file" "$(containers)"
+least_privilege compose "$env_file" "$(containers)"
 deployed_browser_test compose
 
 say "compose: a log entry outlives make down + make up"

@@ -6,7 +6,9 @@
 #      from it) and project/docker/swarm-test.yml laid over swarm.yml; every
 #      service at its replica count, every task healthy;
 #   3. no password in any task's `docker inspect` or any service's process
-#      environment; the browser test through Caddy on http://localhost/;
+#      environment; each service on its own database user with no more
+#      rights than it needs (least_privilege, common.sh); the browser test
+#      through Caddy on http://localhost/;
 #   4. a rolling update of the six services to a new image tag while load
 #      loops send log requests through Caddy over every transport: not one
 #      request fails;
@@ -154,6 +156,7 @@ first_deploy "swarm (stack $stack)" swarm-deploy "$env_file" wait_converged \
   "swarm: make swarm-deploy to every task healthy"
 
 no_secret_exposed swarm "$env_file" "$(stack_containers)"
+least_privilege swarm "$env_file" "$(stack_containers)"
 deployed_browser_test swarm
 
 # The same images under a new tag: Swarm rolls every task over to it.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The mongo stand-in's entrypoint: SecantusDB with the official image's
-# MONGO_INITDB_ROOT_* variables.
+# MONGO_INITDB_* variables and init scripts.
 set -eu
 
 # VAR from $VAR or from the file named by $VAR_FILE (Docker secrets).
@@ -36,27 +36,42 @@ fi
 
 file_env MONGO_INITDB_ROOT_USERNAME
 file_env MONGO_INITDB_ROOT_PASSWORD
+export MONGO_INITDB_DATABASE=${MONGO_INITDB_DATABASE:-test}
 server=(secantusd-py --standalone --storage-path /data/db)
-
+root=
 if [ -n "$MONGO_INITDB_ROOT_USERNAME" ] && [ -n "$MONGO_INITDB_ROOT_PASSWORD" ]; then
-  if [ -z "$(ls -A /data/db)" ]; then
-    # Users are made on a server without auth: on 127.0.0.1 and another
-    # port, so neither other containers nor the health check see it.
-    "${server[@]}" --host 127.0.0.1 --port 27018 &
-    init_pid=$!
-    /opt/secantusdb/bin/python - <<'PY'
-import os
-from pymongo import MongoClient
-client = MongoClient("mongodb://127.0.0.1:27018/?directConnection=true",
-                     serverSelectionTimeoutMS=60000)
-client.admin.command("createUser", os.environ["MONGO_INITDB_ROOT_USERNAME"],
-                     pwd=os.environ["MONGO_INITDB_ROOT_PASSWORD"],
-                     roles=[{"role": "root", "db": "admin"}])
-print("mongo: root user created")
-PY
-    kill -TERM "$init_pid"
-    wait "$init_pid" || true
+  root=yes
+fi
+scripts=$(find /docker-entrypoint-initdb.d -maxdepth 1 \( -name '*.js' -o -name '*.sh' \) 2>/dev/null | sort)
+
+# As upstream: on the first start, with a root user or init scripts to run.
+if [ -z "$(ls -A /data/db)" ] && { [ -n "$root" ] || [ -n "$scripts" ]; }; then
+  # A server without auth, on 127.0.0.1 and another port, so that neither
+  # other containers nor the health check see it before the users exist.
+  "${server[@]}" --host 127.0.0.1 --port 27018 &
+  init_pid=$!
+  init_url=mongodb://127.0.0.1:27018
+  for _ in $(seq 60); do
+    mongosh --quiet "$init_url/admin" --eval "db.adminCommand('ping').ok" >/dev/null 2>&1 && break
+    sleep 1
+  done
+  if [ -n "$root" ]; then
+    mongosh --quiet "$init_url/admin" --eval \
+      'db.createUser({user: process.env.MONGO_INITDB_ROOT_USERNAME, pwd: process.env.MONGO_INITDB_ROOT_PASSWORD, roles: [{role: "root", db: "admin"}]})' \
+      >/dev/null
+    echo "mongo: root user created"
   fi
+  for f in $scripts; do
+    echo "mongo: running $f"
+    case $f in
+      *.js) mongosh --quiet "$init_url/$MONGO_INITDB_DATABASE" "$f" ;;
+      *.sh) . "$f" ;;
+    esac
+  done
+  kill -TERM "$init_pid"
+  wait "$init_pid" || true
+fi
+if [ -n "$root" ]; then
   server+=(--auth)
 fi
 

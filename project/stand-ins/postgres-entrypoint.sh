@@ -54,6 +54,22 @@ if [ "$1" = postgres ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
     psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres \
       -v db="$POSTGRES_DB" <<<'CREATE DATABASE :"db";'
   fi
+  # As upstream: the init scripts in name order, against that temporary
+  # server; a .sh is run if executable and sourced otherwise, a .sql is fed
+  # to psql in POSTGRES_DB; anything else is ignored.
+  for f in /docker-entrypoint-initdb.d/*; do
+    case $f in
+      *.sh)
+        echo "postgres: running $f"
+        if [ -x "$f" ]; then "$f"; else . "$f"; fi
+        ;;
+      *.sql)
+        echo "postgres: running $f"
+        psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" -f "$f"
+        ;;
+      *) if [ -e "$f" ]; then echo "postgres: ignoring $f"; fi ;;
+    esac
+  done
   pg_ctl -D "$PGDATA" -m fast -w stop
   echo "postgres: init done, starting the server"
 fi

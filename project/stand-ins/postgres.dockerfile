@@ -7,11 +7,13 @@
 # their *_FILE forms (Docker secrets); on an empty data dir: initdb with that
 # superuser and password, scram-sha-256 for TCP from anywhere, listen on all
 # addresses, the database created by a temporary server on the unix socket
-# only; the server runs as PID 1 (STOPSIGNAL SIGINT: a fast shutdown, as the
+# only, then the scripts in /docker-entrypoint-initdb.d (*.sh run or
+# sourced, *.sql fed to psql, in name order, against that server); the
+# server runs as PID 1 (STOPSIGNAL SIGINT: a fast shutdown, as the
 # official image), pg_isready and psql on PATH, port 5432.
 # Not kept: the version is Debian bookworm's PostgreSQL 15, not 17 (a data
-# dir made by one does not start with the other); no
-# /docker-entrypoint-initdb.d scripts, no POSTGRES_HOST_AUTH_METHOD or
+# dir made by one does not start with the other); no compressed init
+# scripts (*.sql.gz and the like), no POSTGRES_HOST_AUTH_METHOD or
 # POSTGRES_INITDB_ARGS; the locale is C.UTF-8.
 FROM debian:bookworm-slim
 
@@ -33,7 +35,7 @@ RUN apt-get update \
 ENV PATH=/usr/lib/postgresql/15/bin:$PATH \
     PGDATA=/var/lib/postgresql/data \
     LANG=C.UTF-8
-RUN mkdir -p "$PGDATA" /var/run/postgresql \
+RUN mkdir -p "$PGDATA" /var/run/postgresql /docker-entrypoint-initdb.d \
     && chown postgres:postgres "$PGDATA" /var/run/postgresql \
     && chmod 3777 /var/run/postgresql \
     && pg_isready --version

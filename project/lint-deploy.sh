@@ -90,7 +90,7 @@ fi
 # --- the checks ---------------------------------------------------------------
 
 check "shell scripts parse" \
-  bash -c 'for f in project/*.sh project/docker/*.sh project/stand-ins/*.sh; do bash -n "$f" || exit 1; done'
+  bash -c 'for f in project/*.sh project/docker/*.sh project/stand-ins/*.sh project/initdb/*.sh; do bash -n "$f" || exit 1; done'
 
 check "yamllint (.yamllint)" \
   "$VENV/bin/yamllint" --strict -c .yamllint .yamllint project/docker-compose.yml project/swarm.yml project/docker/swarm-test.yml project/k8s

@@ -152,8 +152,14 @@ check "kubernetes-validate --strict (each file in project/k8s/kustomization.yaml
 # is installed; it is not to be had from apt or PyPI, so without it the
 # per-file check above and the resource list check below stand in.
 if command -v kubectl >/dev/null && kubectl kustomize --help >/dev/null 2>&1; then
+  # On a copy, with the generated files the kustomization reads made from
+  # the example settings (make k8s-secrets).
   kustomize_validate() {
-    kubectl kustomize project/k8s >"$scratch/rendered.yaml" || return 1
+    cp -r project/k8s "$scratch/k8s" || return 1
+    rm -rf "$scratch/k8s/generated"
+    project/deploy-secrets.sh project/.env.example "$scratch/k8s/generated" || return 1
+    cp project/initdb/* "$scratch/k8s/generated/" || return 1
+    kubectl kustomize "$scratch/k8s" >"$scratch/rendered.yaml" || return 1
     k8s_validate "$scratch/rendered.yaml"
   }
   check "kubectl kustomize project/k8s | kubernetes-validate --strict" kustomize_validate

@@ -1,35 +1,61 @@
-//! The SMTP client: one lettre transport with its connection pool, built at
-//! start and shared by every request, with each send bounded as a whole.
+//! The SMTP client: a small pool of lettre connections on sockets made
+//! here, with `TCP_NODELAY`, and each send bounded as a whole.
 //!
-//! lettre's own timeout covers only the TCP connect, so a server that
-//! accepts and then never answers would hold a request forever; every send
-//! runs under `send_timeout` instead. When that timeout cuts a send off,
-//! lettre would put the half-used connection back into its pool (its
-//! pooled connection is not cancel-safe) and the next send would wait on
-//! the same dead exchange. So after a timeout the pool is replaced by a
-//! fresh one and the old one is shut down; that is the only time a
-//! transport is built after start.
+//! lettre's own transport is not used, for three reasons:
+//! - Its sockets keep Nagle's algorithm on, and lettre writes a message's
+//!   body and the terminating `\r\n.\r\n` in two writes. The second one
+//!   waits for the server to acknowledge the first, which the server
+//!   delays (a delayed ACK, 40 ms on Linux) because it is waiting for the
+//!   rest: every mail took at least 40 ms however fast the server
+//!   (docs/bench/README.md).
+//! - Its pool says NOOP before every reuse, a round trip per mail.
+//! - Its pooled connection is not cancel-safe: a send cut off by a timeout
+//!   would put the half-used connection back for the next send.
+//!
+//! Here a connection belongs to the send that uses it: a send cut off by
+//! `send_timeout` drops its connection with it, and only a send that went
+//! through returns its connection to the pool. A connection that sat idle
+//! for a while is checked with NOOP before it is used again.
 
 use std::error::Error as _;
+use std::fmt;
 use std::io;
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use lettre::transport::smtp::authentication::Credentials;
+use lettre::Message;
+use lettre::transport::smtp::Error as SmtpError;
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::transport::smtp::response::Response;
-use lettre::transport::smtp::{AsyncSmtpTransportBuilder, Error as SmtpError, PoolConfig};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use service_kit::config::ExposeSecret as _;
 use service_kit::http::ApiError;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
 
 use crate::config::{Config, Encryption};
 
-type Transport = AsyncSmtpTransport<Tokio1Executor>;
-
-/// How long an old pool may take to say QUIT to its connections.
+/// How many connections may be open at once; more sends wait for one.
+const MAX_CONNECTIONS: usize = 16;
+/// An idle connection older than this is closed instead of reused.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// An idle connection older than this is checked with NOOP first: the
+/// server may have closed it meanwhile.
+const CHECK_AFTER: Duration = Duration::from_secs(2);
+/// How long a connection may take to say QUIT when it is let go.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// The login mechanisms offered, in lettre's order of preference.
+const MECHANISMS: &[Mechanism] = &[Mechanism::Plain, Mechanism::Login];
 
 /// Why a mail was not sent.
 #[derive(Debug, thiserror::Error)]
@@ -78,120 +104,290 @@ pub struct Mailer {
 }
 
 struct Inner {
-    builder: AsyncSmtpTransportBuilder,
-    /// The pool in use and how many times it has been replaced, so that
-    /// several sends timing out at once replace it only once.
-    transport: RwLock<(u64, Transport)>,
+    connector: Connector,
+    /// Connections that finished a send, the most recent last.
+    idle: Mutex<Vec<Idle>>,
+    /// One permit per connection that may be open.
+    slots: Semaphore,
     send_timeout: Duration,
-    /// `host:port`, for error messages.
-    server: String,
+}
+
+struct Idle {
+    connection: AsyncSmtpConnection,
+    since: Instant,
 }
 
 impl Mailer {
-    /// Builds the transport; nothing is dialed until the first send.
-    /// Must be called inside the tokio runtime (the pool starts a task).
+    /// Sets the client up; nothing is dialed until the first send.
     pub fn new(config: &Config) -> anyhow::Result<Self> {
-        let host = config.host.as_str();
-        let builder = match config.encryption {
-            Encryption::None => Transport::builder_dangerous(host),
-            Encryption::StartTls => Transport::starttls_relay(host)
-                .with_context(|| format!("cannot set up STARTTLS for {host}"))?,
-            Encryption::Tls => {
-                Transport::relay(host).with_context(|| format!("cannot set up TLS for {host}"))?
-            }
-        };
-        let mut builder = builder
-            .port(config.port)
-            .hello_name(ClientId::Domain(config.domain.clone()))
-            .timeout(Some(config.send_timeout))
-            .pool_config(PoolConfig::new().max_size(10));
-        if !config.username.is_empty() {
-            builder = builder.credentials(Credentials::new(
-                config.username.clone(),
-                config.password.expose_secret().to_owned(),
-            ));
-        }
-        let transport = builder.clone().build();
+        let connector = Connector::new(config)?;
         tracing::info!(
-            host,
+            host = config.host,
             port = config.port,
             encryption = config.encryption.as_str(),
-            authenticated = !config.username.is_empty(),
-            "SMTP transport ready"
+            authenticated = connector.credentials.is_some(),
+            "SMTP client ready"
         );
         Ok(Self {
             inner: Arc::new(Inner {
-                builder,
-                transport: RwLock::new((0, transport)),
+                connector,
+                idle: Mutex::new(Vec::new()),
+                slots: Semaphore::new(MAX_CONNECTIONS),
                 send_timeout: config.send_timeout,
-                server: format!("{host}:{}", config.port),
             }),
         })
     }
 
-    /// Sends `message`, bounded by `send_timeout` from the first dial to
-    /// the server's last answer.
+    /// Sends `message`, bounded by `send_timeout` from the wait for a
+    /// connection to the server's last answer.
     pub async fn send(&self, message: Message) -> Result<Response, SendError> {
-        let (generation, transport) = self.current();
-        match tokio::time::timeout(self.inner.send_timeout, transport.send(message)).await {
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(e)) if e.is_timeout() => {
-                // lettre's own connect timeout, set to the same bound.
-                Err(self.timed_out())
-            }
-            Ok(Err(e)) => Err(classify(&e, &self.inner.server)),
-            Err(_) => {
-                self.replace_pool(generation);
-                Err(self.timed_out())
-            }
+        match tokio::time::timeout(self.inner.send_timeout, self.send_now(&message)).await {
+            Ok(result) => result,
+            // The connection in use was dropped with the send.
+            Err(_) => Err(SendError::TimedOut {
+                server: self.inner.connector.server.clone(),
+                timeout: self.inner.send_timeout,
+            }),
         }
     }
 
-    fn timed_out(&self) -> SendError {
-        SendError::TimedOut {
-            server: self.inner.server.clone(),
-            timeout: self.inner.send_timeout,
-        }
-    }
-
-    /// Says QUIT to the pooled connections, for a clean shutdown.
-    pub async fn close(&self) {
-        let (_, transport) = self.current();
-        if tokio::time::timeout(CLOSE_TIMEOUT, transport.shutdown())
+    async fn send_now(&self, message: &Message) -> Result<Response, SendError> {
+        let _slot = self
+            .inner
+            .slots
+            .acquire()
             .await
-            .is_err()
+            .expect("the semaphore is never closed");
+        let mut connection = match self.take_idle().await {
+            Some(connection) => connection,
+            None => self.inner.connector.connect().await?,
+        };
+        match connection
+            .send(message.envelope(), &message.formatted())
+            .await
         {
-            tracing::debug!("SMTP connections did not close in time");
+            Ok(response) => {
+                self.put_back(connection);
+                Ok(response)
+            }
+            Err(e) => {
+                // A refused mail leaves the exchange half done: the
+                // connection is let go rather than reset.
+                let_go(connection);
+                Err(classify(&e, &self.inner.connector.server))
+            }
         }
     }
 
-    fn current(&self) -> (u64, Transport) {
-        let guard = self
-            .inner
-            .transport
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        (guard.0, guard.1.clone())
+    /// The most recently used idle connection that still works, if any.
+    async fn take_idle(&self) -> Option<AsyncSmtpConnection> {
+        loop {
+            let idle = {
+                let mut idle = self.idle();
+                idle.retain(|c| c.since.elapsed() < IDLE_TIMEOUT);
+                idle.pop()?
+            };
+            let mut connection = idle.connection;
+            if idle.since.elapsed() < CHECK_AFTER || connection.test_connected().await {
+                return Some(connection);
+            }
+            tracing::debug!("an idle SMTP connection was closed by the server");
+        }
     }
 
-    /// Replaces the pool after a send on it timed out, unless another
-    /// timed-out send already did.
-    fn replace_pool(&self, generation: u64) {
-        let mut guard = self
-            .inner
-            .transport
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if guard.0 != generation {
-            return;
-        }
-        let fresh = self.inner.builder.clone().build();
-        let (_, old) = std::mem::replace(&mut *guard, (generation + 1, fresh));
-        drop(guard);
-        tracing::warn!("an SMTP send timed out; its connection pool is replaced");
-        tokio::spawn(async move {
-            let _ = tokio::time::timeout(CLOSE_TIMEOUT, old.shutdown()).await;
+    fn put_back(&self, connection: AsyncSmtpConnection) {
+        self.idle().push(Idle {
+            connection,
+            since: Instant::now(),
         });
+    }
+
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Idle>> {
+        self.inner
+            .idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Says QUIT on the idle connections, for a clean shutdown.
+    pub async fn close(&self) {
+        let idle = std::mem::take(&mut *self.idle());
+        for mut c in idle {
+            if tokio::time::timeout(CLOSE_TIMEOUT, c.connection.quit())
+                .await
+                .is_err()
+            {
+                tracing::debug!("an SMTP connection did not close in time");
+            }
+        }
+    }
+}
+
+/// Closes `connection` in the background, politely if the server still
+/// answers.
+fn let_go(mut connection: AsyncSmtpConnection) {
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, connection.abort()).await;
+    });
+}
+
+/// How a new connection is made: TCP with `TCP_NODELAY`, TLS as
+/// configured, the greeting, and the login when there are credentials.
+struct Connector {
+    host: String,
+    port: u16,
+    hello: ClientId,
+    credentials: Option<Credentials>,
+    security: Security,
+    /// `host:port`, for error messages.
+    server: String,
+}
+
+enum Security {
+    Plain,
+    /// STARTTLS after the greeting, by lettre.
+    StartTls(TlsParameters),
+    /// TLS from the first byte, before lettre reads the greeting.
+    Implicit(TlsConnector, ServerName<'static>),
+}
+
+impl Connector {
+    fn new(config: &Config) -> anyhow::Result<Self> {
+        let host = config.host.clone();
+        let security = match config.encryption {
+            Encryption::None => Security::Plain,
+            Encryption::StartTls => Security::StartTls(
+                TlsParameters::new(host.clone())
+                    .with_context(|| format!("cannot set up STARTTLS for {host}"))?,
+            ),
+            Encryption::Tls => {
+                let name = ServerName::try_from(host.clone())
+                    .with_context(|| format!("cannot set up TLS for {host}"))?;
+                Security::Implicit(TlsConnector::from(Arc::new(tls_config()?)), name)
+            }
+        };
+        let credentials = (!config.username.is_empty()).then(|| {
+            Credentials::new(
+                config.username.clone(),
+                config.password.expose_secret().to_owned(),
+            )
+        });
+        Ok(Self {
+            server: format!("{host}:{}", config.port),
+            host,
+            port: config.port,
+            hello: ClientId::Domain(config.domain.clone()),
+            credentials,
+            security,
+        })
+    }
+
+    async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
+        let tcp = TcpStream::connect((self.host.as_str(), self.port))
+            .await
+            .map_err(|e| self.io_error(e))?;
+        tcp.set_nodelay(true).map_err(|e| self.io_error(e))?;
+        let stream: Box<dyn AsyncTokioStream> = match &self.security {
+            Security::Implicit(connector, name) => Box::new(Encrypted(
+                connector
+                    .connect(name.clone(), tcp)
+                    .await
+                    .map_err(|e| self.io_error(e))?,
+            )),
+            Security::Plain | Security::StartTls(_) => Box::new(tcp),
+        };
+        let mut connection = AsyncSmtpConnection::connect_with_transport(stream, &self.hello)
+            .await
+            .map_err(|e| classify(&e, &self.server))?;
+        if let Security::StartTls(parameters) = &self.security {
+            if !connection.can_starttls() {
+                let_go(connection);
+                return Err(SendError::Failed {
+                    server: self.server.clone(),
+                    reason: "the server does not offer STARTTLS".into(),
+                });
+            }
+            connection
+                .starttls(parameters.clone(), &self.hello)
+                .await
+                .map_err(|e| classify(&e, &self.server))?;
+        }
+        if let Some(credentials) = &self.credentials
+            && let Err(e) = connection.auth(MECHANISMS, credentials).await
+        {
+            let_go(connection);
+            return Err(classify(&e, &self.server));
+        }
+        Ok(connection)
+    }
+
+    fn io_error(&self, e: io::Error) -> SendError {
+        let server = self.server.clone();
+        let reason = e.to_string();
+        if e.kind() == io::ErrorKind::InvalidData {
+            // A TLS handshake that failed: the server answered, badly.
+            SendError::Failed { server, reason }
+        } else {
+            // Refused, unreachable, or a name that does not resolve.
+            SendError::Unreachable { server, reason }
+        }
+    }
+}
+
+/// rustls with the web's root certificates, as lettre's own TLS.
+fn tls_config() -> anyhow::Result<ClientConfig> {
+    let roots = RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    Ok(
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .context("no TLS version to offer")?
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
+
+/// An implicit-TLS connection, as lettre takes a stream of its own.
+struct Encrypted(TlsStream<TcpStream>);
+
+impl fmt::Debug for Encrypted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Encrypted")
+            .field(self.0.get_ref().0)
+            .finish()
+    }
+}
+
+impl AsyncTokioStream for Encrypted {
+    fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.0.get_ref().0.peer_addr()
+    }
+}
+
+impl AsyncRead for Encrypted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Encrypted {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
     }
 }
 
@@ -221,11 +417,6 @@ fn classify(e: &SmtpError, server: &str) -> SendError {
             // A TLS handshake that failed: the server answered, badly.
             return SendError::Failed { server, reason };
         }
-    }
-    // lettre has no `is_connection()`; its Display names the kind. What is
-    // left of that kind is a failed name lookup: the host is unreachable.
-    if reason.starts_with("Connection error") {
-        return SendError::Unreachable { server, reason };
     }
     SendError::Failed { server, reason }
 }

@@ -16,6 +16,20 @@ export LOGIN_LIMIT_PER_MINUTE=${LOGIN_LIMIT_PER_MINUTE:-0}
 export MAIL_LIMIT_PER_MINUTE=${MAIL_LIMIT_PER_MINUTE:-0}
 use_token_key
 
+# The outside tools that measure the ceilings (docs/bench/README.md): wrk,
+# and postfix for its smtp-source, left unconfigured so that no mail server
+# starts; pymongo comes with the MongoDB-compatible server's venv.
+if [ "$mode" = bench ]; then
+  missing=()
+  command -v wrk >/dev/null || missing+=(wrk)
+  [ -x /usr/sbin/smtp-source ] || missing+=(postfix)
+  if [ ${#missing[@]} -gt 0 ]; then
+    say "installing ${missing[*]} (the bench's outside tools)"
+    echo "postfix postfix/main_mailer_type select No configuration" | as_root debconf-set-selections
+    apt_install "${missing[@]}"
+  fi
+fi
+
 started=
 if port_open 127.0.0.1 8080; then
   warn "a stack is already running: measuring it as it is"
@@ -27,4 +41,4 @@ trap '[ -z "$started" ] || "$ROOT/project/native/stop.sh"' EXIT
 
 (cd "$ROOT" && cargo build --quiet --release -p bench)
 cd "$ROOT"
-RUN_DIR=$RUN_DIR "$ROOT/target/release/bench" "$mode"
+BENCH_PYTHON=${BENCH_PYTHON:-$INFRA_DIR/venv/bin/python} RUN_DIR=$RUN_DIR "$ROOT/target/release/bench" "$mode"

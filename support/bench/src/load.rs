@@ -96,3 +96,140 @@ where
     total.latencies_us.sort_unstable();
     total
 }
+
+/// Requests still in flight beyond which an open-loop run stops sending:
+/// the path is past its capacity, and the unsent are counted as errors.
+const MAX_IN_FLIGHT: usize = 20_000;
+
+/// An open-loop run: requests sent at `rate` per second on a fixed
+/// schedule, whatever the answers do, each one's latency measured from
+/// the moment it was due, not from when it went out (so a stall counts
+/// against every request it held back: no coordinated omission). `warmup`
+/// first at the same rate, not measured. The schedule is kept by a thread
+/// of its own, which sleeps with the operating system's precision rather
+/// than the runtime timer's millisecond.
+pub async fn run_open<F, Fut>(
+    rate: f64,
+    warmup: Duration,
+    duration: Duration,
+    request: F,
+) -> LoadResult
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Outcome> + Send + 'static,
+{
+    let request = Arc::new(request);
+    let runtime = tokio::runtime::Handle::current();
+    let (done, mut answers) = tokio::sync::mpsc::unbounded_channel();
+    let in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let start = Instant::now() + Duration::from_millis(10);
+    let measure_from = start + warmup;
+    let stop_at = measure_from + duration;
+    let interval = Duration::from_secs_f64(1.0 / rate.max(0.001));
+    let scheduler = std::thread::spawn({
+        let in_flight = in_flight.clone();
+        move || {
+            let mut skipped = 0u64;
+            for n in 0u32.. {
+                let due = start + interval * n;
+                if due >= stop_at {
+                    break;
+                }
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+                let measured = due >= measure_from;
+                if in_flight.load(std::sync::atomic::Ordering::Relaxed) >= MAX_IN_FLIGHT {
+                    skipped += u64::from(measured);
+                    continue;
+                }
+                in_flight.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let (request, done, in_flight) = (request.clone(), done.clone(), in_flight.clone());
+                runtime.spawn(async move {
+                    let outcome = request().await;
+                    in_flight.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                    if measured {
+                        let _ = done.send((outcome, due.elapsed()));
+                    }
+                });
+            }
+            skipped
+        }
+    });
+    let mut result = LoadResult::default();
+    while let Some((outcome, latency)) = answers.recv().await {
+        result.requests += 1;
+        match outcome {
+            Ok(()) => result
+                .latencies_us
+                .push(latency.as_micros().min(u128::from(u32::MAX)) as u32),
+            Err(e) => {
+                result.errors += 1;
+                result.first_error.get_or_insert(e);
+            }
+        }
+    }
+    let skipped = tokio::task::spawn_blocking(move || scheduler.join())
+        .await
+        .expect("the scheduler's join")
+        .expect("the open-loop scheduler panicked");
+    if skipped > 0 {
+        result.requests += skipped;
+        result.errors += skipped;
+        result.first_error.get_or_insert(format!(
+            "{skipped} requests not sent: {MAX_IN_FLIGHT} already in flight"
+        ));
+    }
+    result.elapsed = duration;
+    result.latencies_us.sort_unstable();
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::run_open;
+
+    /// A stall of the path holds no request back: every request due in the
+    /// window is sent, and those due during the stall count its time.
+    #[tokio::test]
+    async fn an_open_loop_keeps_its_schedule_through_a_stall() {
+        let opens = Instant::now() + Duration::from_millis(210);
+        let (open, gate) = tokio::sync::watch::channel(false);
+        let opener = tokio::spawn(async move {
+            tokio::time::sleep_until(opens.into()).await;
+            open.send_replace(true);
+        });
+        let result = run_open(
+            100.0,
+            Duration::ZERO,
+            Duration::from_millis(500),
+            move || {
+                let mut gate = gate.clone();
+                async move {
+                    let _ = gate.wait_for(|open| *open).await;
+                    Ok(())
+                }
+            },
+        )
+        .await;
+        opener.await.unwrap();
+        assert_eq!(result.errors, 0, "{:?}", result.first_error);
+        // 50 due in 0.5 s at 100/s: all of them sent, none waiting for an
+        // answer first (a closed loop of one would have sent about 30).
+        assert!((49..=51).contains(&result.requests), "{}", result.requests);
+        // The first was due about 200 ms before the stall ended.
+        assert!(
+            result.quantile_ms(1.0) >= 180.0,
+            "{}",
+            result.quantile_ms(1.0)
+        );
+        // Those due after it were answered at once.
+        assert!(
+            result.quantile_ms(0.5) < 50.0,
+            "{}",
+            result.quantile_ms(0.5)
+        );
+    }
+}

@@ -1,9 +1,12 @@
 //! `make bench` and `make soak` against the native stack (`make start`).
 //!
 //! `bench [bench|soak|listing|faults]`; settings from the environment: `BENCH_SECS` (10),
-//! `WARMUP_SECS` (2), `CONCURRENCY` ("1,16,64"), `SOAK_SECS` (300),
-//! `RUN_DIR` (.run, for the services' PIDs), `OUT_DIR` (docs/bench).
+//! `WARMUP_SECS` (2), `CONCURRENCY` ("1,16,64"), `OPEN_SECS` (5, each
+//! open-loop run), `SOAK_SECS` (300), `BENCH_PYTHON` (python3, with
+//! pymongo), `RUN_DIR` (.run, for the services' PIDs), `OUT_DIR`
+//! (docs/bench).
 
+mod external;
 mod faults;
 mod listing;
 mod load;
@@ -29,6 +32,8 @@ pub struct Settings {
     pub duration: Duration,
     pub warmup: Duration,
     pub concurrency: Vec<usize>,
+    pub open: Duration,
+    pub python: String,
     pub soak: Duration,
     pub run_dir: PathBuf,
     pub out_dir: PathBuf,
@@ -51,6 +56,8 @@ impl Settings {
                 .map(|c| c.trim().parse())
                 .collect::<Result<_, _>>()
                 .context("CONCURRENCY")?,
+            open: secs("OPEN_SECS", "5")?,
+            python: std::env::var("BENCH_PYTHON").unwrap_or_else(|_| "python3".into()),
             soak: secs("SOAK_SECS", "300")?,
             run_dir: std::env::var("RUN_DIR")
                 .unwrap_or_else(|_| ".run".into())
@@ -175,8 +182,8 @@ async fn drain_queue(before: u64, started: Instant) -> (u64, f64) {
 async fn bench(settings: &Settings, clients: Arc<Clients>) -> anyhow::Result<()> {
     let groups: [(&'static str, &[Path]); 3] = [
         ("Through the broker", &Path::THROUGH_BROKER),
-        ("Straight at the logger", &Path::STRAIGHT_AT_LOGGER),
-        ("Ceilings", &Path::CEILINGS),
+        ("Straight at each service", &Path::STRAIGHT_AT_SERVICES),
+        ("Beneath the logger", &Path::BENEATH_LOGGER),
     ];
     let mut rows = Vec::new();
     for (group, paths) in groups {
@@ -187,6 +194,12 @@ async fn bench(settings: &Settings, clients: Arc<Clients>) -> anyhow::Result<()>
             }
         }
     }
+
+    eprintln!("Ceilings, measured by other tools");
+    let (external, unmeasured) = measure_external(settings, &clients);
+
+    eprintln!("Open loop");
+    let open = open_loop(settings, &clients, &rows).await;
 
     eprintln!("log p99 while an auth burst runs");
     let auth_burst = {
@@ -218,6 +231,9 @@ async fn bench(settings: &Settings, clients: Arc<Clients>) -> anyhow::Result<()>
     let amqp_e2e = amqp_end_to_end(&clients, 30).await?;
 
     let extra = report::Extra {
+        external,
+        unmeasured,
+        open,
         bcrypt_ms,
         amqp_e2e_ms: amqp_e2e,
         log_during_auth: during_burst,
@@ -232,6 +248,89 @@ async fn bench(settings: &Settings, clients: Arc<Clients>) -> anyhow::Result<()>
     let measured = listing::measure(settings, &clients).await?;
     listing::write(settings, &measured)?;
     Ok(())
+}
+
+/// The ceilings that outside tools measure, at every concurrency; a tool
+/// that fails is named in the report instead.
+fn measure_external(
+    settings: &Settings,
+    clients: &Clients,
+) -> (Vec<external::Measured>, Vec<String>) {
+    let (mut measured, mut unmeasured) = (Vec::new(), Vec::new());
+    let mongo = format!("mongodb://127.0.0.1:{}", ports::MONGODB);
+    for &c in &settings.concurrency {
+        eprintln!("  at concurrency {c}");
+        let runs = [
+            external::wrk(
+                "broker hit (POST /)",
+                &format!("{}/", clients.broker()),
+                c,
+                settings.duration,
+            ),
+            external::smtp_source("127.0.0.1", ports::SMTP, c, settings.duration),
+            external::pymongo_insert(&settings.python, &mongo, c, settings.duration),
+        ];
+        for run in runs {
+            match run {
+                Ok(m) => measured.push(m),
+                Err(e) => {
+                    eprintln!("    not measured: {e:#}");
+                    unmeasured.push(format!("{e:#}"));
+                }
+            }
+        }
+    }
+    (measured, unmeasured)
+}
+
+/// The fractions of each path's closed-loop maximum it is driven at in
+/// the open-loop runs.
+pub const OPEN_LOADS: [f64; 3] = [0.25, 0.5, 0.9];
+
+/// Each path through the broker at fixed arrival rates: `OPEN_LOADS` of
+/// the most it answered in the closed-loop runs.
+async fn open_loop(settings: &Settings, clients: &Arc<Clients>, rows: &[Row]) -> Vec<report::Open> {
+    let mut open = Vec::new();
+    for &path in &Path::THROUGH_BROKER {
+        let max = rows
+            .iter()
+            .filter(|r| r.path == path)
+            .map(|r| r.result.per_second())
+            .fold(0.0, f64::max);
+        if max <= 0.0 {
+            continue;
+        }
+        for load in OPEN_LOADS {
+            let rate = max * load;
+            eprintln!(
+                "  {} at {rate:.0}/s ({:.0}% of {max:.0}/s)",
+                path.label(),
+                load * 100.0
+            );
+            let stored_before = listener_stored().await.unwrap_or(0);
+            let started = Instant::now();
+            let result = load::run_open(
+                rate,
+                Duration::from_secs(1),
+                settings.open,
+                path.request(clients.clone()),
+            )
+            .await;
+            if path == Path::BrokerLog("amqp") {
+                drain_queue(stored_before, started).await;
+            }
+            if let Some(e) = &result.first_error {
+                eprintln!("    {} errors, first: {e}", result.errors);
+            }
+            open.push(report::Open {
+                path,
+                load,
+                rate,
+                result,
+            });
+        }
+    }
+    open
 }
 
 /// Publishes one event at a time through the broker and waits until the

@@ -8,16 +8,30 @@ use authentication_service::passwords::BCRYPT_COST;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
+use crate::external::Measured;
 use crate::load::LoadResult;
 use crate::procs::{Sample, Usage};
 use crate::scenarios::Path;
 use crate::{Row, Settings};
 
 pub struct Extra {
+    pub external: Vec<Measured>,
+    /// Why an outside tool measured nothing.
+    pub unmeasured: Vec<String>,
+    pub open: Vec<Open>,
     pub bcrypt_ms: f64,
     pub amqp_e2e_ms: Vec<f64>,
     pub log_during_auth: LoadResult,
     pub auth_burst: LoadResult,
+}
+
+/// One open-loop run: `path` at `rate` requests/s, `load` of its
+/// closed-loop maximum.
+pub struct Open {
+    pub path: Path,
+    pub load: f64,
+    pub rate: f64,
+    pub result: LoadResult,
 }
 
 fn shell(command: &str, args: &[&str]) -> String {
@@ -133,18 +147,19 @@ pub fn write_bench(settings: &Settings, rows: &[Row], extra: &Extra) -> anyhow::
             )?;
         }
     }
-    if let Some(mongo) = find(rows, Path::MongoInsert, top) {
-        let best = Path::STRAIGHT_AT_LOGGER
+    if let Some(mongo) = external(extra, "MongoDB insert_one", top) {
+        let best = [Path::LoggerHttp, Path::LoggerRpc, Path::LoggerGrpc]
             .iter()
             .filter_map(|p| find(rows, *p, top))
             .map(LoadResult::per_second)
             .fold(0.0, f64::max);
         writeln!(
             md,
-            "| the logger's store path ≥ MongoDB's single-insert ceiling | {best:.0} / {:.0} req/s = {:.0}% | {} |",
-            mongo.per_second(),
-            best / mongo.per_second() * 100.0,
-            verdict(best >= mongo.per_second())
+            "| the logger's store path ≥ MongoDB's single-insert ceiling ({}) | {best:.0} / {:.0} req/s = {:.0}% | {} |",
+            mongo.tool,
+            mongo.per_second,
+            best / mongo.per_second * 100.0,
+            verdict(best >= mongo.per_second)
         )?;
     }
     let bcrypt_ceiling = cores / (extra.bcrypt_ms / 1000.0);
@@ -173,16 +188,25 @@ pub fn write_bench(settings: &Settings, rows: &[Row], extra: &Extra) -> anyhow::
     }
     if let (Some(mail), Some(smtp)) = (
         find(rows, Path::BrokerMail, top),
-        find(rows, Path::SmtpSend, top),
+        external(extra, "SMTP catcher, mails accepted", top),
     ) {
-        let ratio = mail.per_second() / smtp.per_second();
+        let ratio = mail.per_second() / smtp.per_second;
         writeln!(
             md,
-            "| mail ≥ 90% of the catcher's acceptance rate | {:.0} / {:.0} req/s = {:.0}% | {} |",
+            "| mail ≥ 90% of the catcher's acceptance rate ({}) | {:.0} / {:.0} req/s = {:.0}% | {} |",
+            smtp.tool,
             mail.per_second(),
-            smtp.per_second(),
+            smtp.per_second,
             ratio * 100.0,
             verdict(ratio >= 0.9)
+        )?;
+    }
+    if let Some(mail) = find(rows, Path::BrokerMail, 1) {
+        writeln!(
+            md,
+            "| mail at concurrency 1 ≤ 5 ms p50 end to end | {:.2} ms | {} |",
+            mail.quantile_ms(0.5),
+            verdict(mail.quantile_ms(0.5) <= 5.0)
         )?;
     }
     let errors: u64 = rows.iter().map(|r| r.result.errors).sum::<u64>()
@@ -194,7 +218,11 @@ pub fn write_bench(settings: &Settings, rows: &[Row], extra: &Extra) -> anyhow::
         verdict(errors == 0)
     )?;
 
-    for group in ["Through the broker", "Straight at the logger", "Ceilings"] {
+    for group in [
+        "Through the broker",
+        "Straight at each service",
+        "Beneath the logger",
+    ] {
         writeln!(md, "## {group}\n\n{HEADER}")?;
         md.pop();
         for row in rows.iter().filter(|r| r.group == group) {
@@ -202,6 +230,9 @@ pub fn write_bench(settings: &Settings, rows: &[Row], extra: &Extra) -> anyhow::
         }
         md.push('\n');
     }
+    write_external(&mut md, extra)?;
+    write_parts(&mut md, rows, extra)?;
+    write_open(&mut md, extra)?;
     for row in rows.iter().filter(|r| r.drain.is_some()) {
         let (stored, seconds) = row.drain.unwrap_or_default();
         writeln!(
@@ -275,10 +306,155 @@ pub fn write_bench(settings: &Settings, rows: &[Row], extra: &Extra) -> anyhow::
     }
     writeln!(
         md,
-        "\n## Commands\n\n```sh\nmake bench                      # everything above (about 12 minutes)\nBENCH_SECS=30 CONCURRENCY=64 make bench   # longer runs, one concurrency\nmake soak                       # the soak test (soak.md)\n```"
+        "\n## Commands\n\n```sh\nmake bench                      # everything above (about 20 minutes)\nBENCH_SECS=30 CONCURRENCY=64 make bench   # longer runs, one concurrency\nmake soak                       # the soak test (soak.md)\n```"
     )?;
     std::fs::write(settings.out_dir.join("report.md"), md)?;
     write_chart(settings, rows)?;
+    write_open_chart(settings, &extra.open)?;
+    Ok(())
+}
+
+fn external<'a>(extra: &'a Extra, label: &str, c: usize) -> Option<&'a Measured> {
+    extra
+        .external
+        .iter()
+        .find(|m| m.label == label && m.concurrency == c)
+}
+
+fn ms(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".into(), |v| format!("{v:.2}"))
+}
+
+/// The ceilings that outside tools measured, each with its tool.
+fn write_external(md: &mut String, extra: &Extra) -> anyhow::Result<()> {
+    writeln!(
+        md,
+        "## Ceilings, measured by other tools\n\nNone of these is the code under test or a client library it uses: `wrk` drives the broker's HTTP stack (`POST /`, no downstream call), postfix's `smtp-source` sends mail after mail to the catcher on each of its connections (it reports only its total time: the mean is that time per mail, times the connections), and pymongo inserts single documents (threads over one process per core).\n\n| what | tool | concurrency | req/s | p50 ms | p90 ms | p99 ms | mean ms | errors |\n|---|---|---:|---:|---:|---:|---:|---:|---:|"
+    )?;
+    for m in &extra.external {
+        writeln!(
+            md,
+            "| {} | {} | {} | {:.0} | {} | {} | {} | {} | {} |",
+            m.label,
+            m.tool,
+            m.concurrency,
+            m.per_second,
+            ms(m.p50),
+            ms(m.p90),
+            ms(m.p99),
+            ms(m.mean),
+            m.errors
+        )?;
+    }
+    for reason in &extra.unmeasured {
+        writeln!(md, "\nNot measured: {reason}")?;
+    }
+    md.push('\n');
+    Ok(())
+}
+
+/// At concurrency 1, each path against the sum of the medians of its
+/// parts: the broker's own HTTP round trip (`POST /`) plus the service
+/// behind it; each service plus what it waits on. A floor (a delayed ACK,
+/// a timer) would show as a path slower than its parts.
+fn write_parts(md: &mut String, rows: &[Row], extra: &Extra) -> anyhow::Result<()> {
+    let p50 = |path| find(rows, path, 1).map(|r| r.quantile_ms(0.5));
+    let Some(hop) = p50(Path::BrokerHit) else {
+        return Ok(());
+    };
+    let smtp = external(extra, "SMTP catcher, mails accepted", 1).and_then(Measured::typical_ms);
+    let mongo = external(extra, "MongoDB insert_one", 1).and_then(Measured::typical_ms);
+    let lines: [(&str, Option<f64>, &str, Option<f64>); 7] = [
+        (
+            "log via rpc",
+            p50(Path::BrokerLog("rpc")),
+            "broker hop + logger tarpc",
+            p50(Path::LoggerRpc),
+        ),
+        (
+            "log via http",
+            p50(Path::BrokerLog("http")),
+            "broker hop + logger HTTP",
+            p50(Path::LoggerHttp),
+        ),
+        (
+            "log via grpc",
+            p50(Path::BrokerLog("grpc")),
+            "broker hop + logger gRPC",
+            p50(Path::LoggerGrpc),
+        ),
+        (
+            "auth",
+            p50(Path::BrokerAuth),
+            "broker hop + authentication direct",
+            p50(Path::AuthDirect),
+        ),
+        (
+            "mail",
+            p50(Path::BrokerMail),
+            "broker hop + mail direct",
+            p50(Path::MailDirect),
+        ),
+        (
+            "mail direct",
+            p50(Path::MailDirect),
+            "HTTP hop + one mail to the catcher (smtp-source)",
+            smtp,
+        ),
+        (
+            "logger HTTP direct",
+            p50(Path::LoggerHttp),
+            "HTTP hop + one insert (pymongo)",
+            mongo,
+        ),
+    ];
+    writeln!(
+        md,
+        "## At concurrency 1: each path against the sum of its parts\n\nMedians (ms). The hop is the broker's own `POST /` round trip ({hop:.2} ms), the price of one HTTP call; the parts were measured on their own in the same run. Within 0.5 ms means no hidden floor.\n\n| path | p50 | parts | sum of parts | path − parts | within 0.5 ms |\n|---|---:|---|---:|---:|---|"
+    )?;
+    for (label, path, parts, part) in lines {
+        if let (Some(path), Some(part)) = (path, part) {
+            let sum = hop + part;
+            writeln!(
+                md,
+                "| {label} | {path:.2} | {parts} | {sum:.2} | {:+.2} | {} |",
+                path - sum,
+                verdict((path - sum).abs() <= 0.5)
+            )?;
+        }
+    }
+    md.push('\n');
+    Ok(())
+}
+
+/// The open-loop runs: latency from the moment each request was due.
+fn write_open(md: &mut String, extra: &Extra) -> anyhow::Result<()> {
+    if extra.open.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        md,
+        "## Open loop\n\nEach path through the broker driven at fixed arrival rates, a fraction of the most it answered in the closed-loop runs above, for {} s after a 1 s warm-up. Requests go out on schedule whatever the answers do, and each latency counts from the moment the request was due (no coordinated omission). ![Open-loop latency](open-loop.svg)\n\n| path | load | target req/s | answered req/s | p50 ms | p99 ms | p99.9 ms | errors |\n|---|---:|---:|---:|---:|---:|---:|---:|",
+        extra
+            .open
+            .first()
+            .map_or(0.0, |o| o.result.elapsed.as_secs_f64())
+    )?;
+    for o in &extra.open {
+        writeln!(
+            md,
+            "| {} | {:.0}% | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {} |",
+            o.path.label(),
+            o.load * 100.0,
+            o.rate,
+            (o.result.requests - o.result.errors) as f64 / o.result.elapsed.as_secs_f64(),
+            o.result.quantile_ms(0.5),
+            o.result.quantile_ms(0.99),
+            o.result.quantile_ms(0.999),
+            o.result.errors
+        )?;
+    }
+    md.push('\n');
     Ok(())
 }
 
@@ -298,7 +474,7 @@ const BAR_COLOURS: [RGBColor; 5] = [
 /// broker and straight at the logger, and MongoDB's single inserts, one bar
 /// per concurrency, drawn by plotters as `transports.svg`.
 fn write_chart(settings: &Settings, rows: &[Row]) -> anyhow::Result<()> {
-    let groups: [(&str, Path); 8] = [
+    let groups: [(&str, Path); 7] = [
         ("rpc via broker", Path::BrokerLog("rpc")),
         ("rpc direct", Path::LoggerRpc),
         ("http via broker", Path::BrokerLog("http")),
@@ -306,7 +482,6 @@ fn write_chart(settings: &Settings, rows: &[Row]) -> anyhow::Result<()> {
         ("grpc via broker", Path::BrokerLog("grpc")),
         ("grpc direct", Path::LoggerGrpc),
         ("amqp via broker", Path::BrokerLog("amqp")),
-        ("MongoDB insert", Path::MongoInsert),
     ];
     let concurrency = &settings.concurrency;
     let max = rows
@@ -400,6 +575,97 @@ fn write_chart(settings: &Settings, rows: &[Row]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The open-loop latencies: per path one bar per load, its height the
+/// p99, a thin line through it from the p50 to the p99.9, on a log scale
+/// (`open-loop.svg`).
+fn write_open_chart(settings: &Settings, open: &[Open]) -> anyhow::Result<()> {
+    if open.is_empty() {
+        return Ok(());
+    }
+    let mut paths: Vec<Path> = Vec::new();
+    for o in open {
+        if !paths.contains(&o.path) {
+            paths.push(o.path);
+        }
+    }
+    let loads = crate::OPEN_LOADS;
+    let quantiles = |o: &Open| [0.5, 0.99, 0.999].map(|q| o.result.quantile_ms(q).max(0.01));
+    let top = open.iter().map(|o| quantiles(o)[2]).fold(1.0, f64::max);
+
+    let svg_path = settings.out_dir.join("open-loop.svg");
+    let root = SVGBackend::new(&svg_path, CHART_SIZE).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (plot, legend) = root.split_vertically(CHART_SIZE.1 - LEGEND_HEIGHT);
+    const GROUP: i32 = 1000;
+    let centres: Vec<i32> = (0..paths.len() as i32)
+        .map(|g| g * GROUP + GROUP / 2)
+        .collect();
+    let mut chart = ChartBuilder::on(&plot)
+        .caption(
+            "Open-loop latency through the broker: p99 bars, p50 to p99.9 lines",
+            ("sans-serif", 20),
+        )
+        .margin(15)
+        .x_label_area_size(30)
+        .y_label_area_size(70)
+        .build_cartesian_2d(
+            (0..paths.len() as i32 * GROUP).with_key_points(centres),
+            (0.01..top * 2.0).log_scale(),
+        )?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .y_desc("ms from the moment due")
+        .y_label_formatter(&|v| format!("{v}"))
+        .x_label_formatter(&|x| {
+            paths
+                .get((x / GROUP) as usize)
+                .map_or_else(String::new, |p| p.label())
+        })
+        .label_style(("sans-serif", 15))
+        .bold_line_style(RGBColor(0xdd, 0xdd, 0xdd))
+        .draw()?;
+    let share = GROUP * 8 / 10 / loads.len() as i32;
+    for (g, path) in paths.iter().enumerate() {
+        for (k, load) in loads.iter().enumerate() {
+            let Some(o) = open.iter().find(|o| o.path == *path && o.load == *load) else {
+                continue;
+            };
+            let [p50, p99, p999] = quantiles(o);
+            let x0 = g as i32 * GROUP + GROUP / 10 + k as i32 * share;
+            let colour = BAR_COLOURS[k % BAR_COLOURS.len()];
+            chart.draw_series(std::iter::once(Rectangle::new(
+                [(x0 + GROUP / 100, 0.01), (x0 + share - GROUP / 100, p99)],
+                colour.filled(),
+            )))?;
+            let middle = x0 + share / 2;
+            chart.draw_series(std::iter::once(PathElement::new(
+                vec![(middle, p50), (middle, p999)],
+                BLACK.stroke_width(2),
+            )))?;
+        }
+    }
+    let entry_width = 200;
+    let legend_left = (CHART_SIZE.0 as i32 - entry_width * loads.len() as i32) / 2;
+    let legend_style =
+        TextStyle::from(("sans-serif", 15).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
+    for (k, load) in loads.iter().enumerate() {
+        let x = legend_left + k as i32 * entry_width;
+        let y = LEGEND_HEIGHT as i32 / 2 - 5;
+        legend.draw(&Rectangle::new(
+            [(x, y - 7), (x + 14, y + 7)],
+            BAR_COLOURS[k % BAR_COLOURS.len()].filled(),
+        ))?;
+        legend.draw_text(
+            &format!("{:.0}% of the maximum", load * 100.0),
+            &legend_style,
+            (x + 20, y),
+        )?;
+    }
+    root.present()?;
+    Ok(())
+}
+
 type Series = BTreeMap<String, (Usage, Vec<Sample>)>;
 
 pub fn write_soak(settings: &Settings, runs: &[(&str, LoadResult, Series)]) -> anyhow::Result<()> {
@@ -468,6 +734,8 @@ mod tests {
             duration: Duration::from_secs(1),
             warmup: Duration::ZERO,
             concurrency,
+            open: Duration::ZERO,
+            python: "python3".into(),
             soak: Duration::ZERO,
             run_dir: ".run".into(),
             out_dir,
@@ -512,7 +780,6 @@ mod tests {
             Path::BrokerLog("grpc"),
             Path::LoggerGrpc,
             Path::BrokerLog("amqp"),
-            Path::MongoInsert,
         ];
         let mut rows = Vec::new();
         for (i, path) in paths.into_iter().enumerate() {
@@ -546,21 +813,20 @@ mod tests {
             "grpc via broker",
             "grpc direct",
             "amqp via broker",
-            "MongoDB insert",
         ] {
             assert!(has(label), "{label}: {texts:?}");
         }
-        // Eight bars and one legend swatch in each concurrency's colour.
+        // Seven bars and one legend swatch in each concurrency's colour.
         for colour in &BAR_COLOURS[..concurrency.len()] {
             let fill = format!("fill=\"#{:02X}{:02X}{:02X}\"", colour.0, colour.1, colour.2);
             let rects = svg.split("<rect").skip(1);
-            assert_eq!(rects.filter(|r| r.contains(&fill)).count(), 8 + 1, "{fill}");
+            assert_eq!(rects.filter(|r| r.contains(&fill)).count(), 7 + 1, "{fill}");
         }
         // Each bar's value above it; the scale is set by the chart's own
         // paths, not by the broker hit's 50 000.
-        assert!(has("1100") && has("5700"), "{texts:?}");
+        assert!(has("1100") && has("5600"), "{texts:?}");
         let numbers: Vec<f64> = texts.iter().filter_map(|t| t.parse().ok()).collect();
-        assert!(numbers.iter().all(|n| *n <= 5700.0 * 1.1), "{numbers:?}");
+        assert!(numbers.iter().all(|n| *n <= 5600.0 * 1.1), "{numbers:?}");
     }
 
     /// The content of each `<text>` element, in order.

@@ -1,14 +1,12 @@
-//! What is measured: each path through the broker, the logger directly, and
-//! the ceilings beneath them (MongoDB inserts, the SMTP catcher).
+//! What is measured: each path through the broker, each service directly,
+//! and the MongoDB driver beneath the logger. The ceilings beneath them
+//! are measured by other tools (`external`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use lettre::message::Mailbox;
-use lettre::transport::smtp::PoolConfig;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use mongodb::bson::{Document, doc};
 use proto::grpc::log_service_client::LogServiceClient as GrpcClient;
 use proto::grpc::{Log, LogRequest};
@@ -23,24 +21,24 @@ use proto::ports;
 /// Where the native stack listens (docs/contracts.md §2).
 pub struct Endpoints {
     pub broker: String,
+    pub authentication: String,
+    pub mail: String,
     pub logger: String,
     pub logger_rpc: String,
     pub logger_grpc: String,
     pub mongo: String,
-    pub smtp_host: String,
-    pub smtp_port: u16,
 }
 
 impl Default for Endpoints {
     fn default() -> Self {
         Self {
             broker: ports::local_http(ports::BROKER),
+            authentication: ports::local_http(ports::AUTHENTICATION),
+            mail: ports::local_http(ports::MAIL),
             logger: ports::local_http(ports::LOGGER_HTTP),
             logger_rpc: ports::local(ports::LOGGER_RPC),
             logger_grpc: ports::local_http(ports::LOGGER_GRPC),
             mongo: format!("mongodb://127.0.0.1:{}", ports::MONGODB),
-            smtp_host: "127.0.0.1".into(),
-            smtp_port: ports::SMTP,
         }
     }
 }
@@ -71,7 +69,6 @@ pub struct Clients {
     rpc: RpcClient,
     grpc: GrpcClient<Channel>,
     mongo: mongodb::Collection<Document>,
-    smtp: AsyncSmtpTransport<Tokio1Executor>,
     sequence: AtomicU64,
 }
 
@@ -94,17 +91,12 @@ impl Clients {
             .await?
             .database("bench")
             .collection("inserts");
-        let smtp = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&endpoints.smtp_host)
-            .port(endpoints.smtp_port)
-            .pool_config(PoolConfig::new().max_size(64))
-            .build();
         Ok(Arc::new(Self {
             endpoints,
             http,
             rpc,
             grpc,
             mongo,
-            smtp,
             sequence: AtomicU64::new(0),
         }))
     }
@@ -167,11 +159,12 @@ pub enum Path {
     BrokerLog(&'static str),
     BrokerAuth,
     BrokerMail,
+    AuthDirect,
+    MailDirect,
     LoggerHttp,
     LoggerRpc,
     LoggerGrpc,
     MongoInsert,
-    SmtpSend,
 }
 
 impl Path {
@@ -184,8 +177,14 @@ impl Path {
         Path::BrokerAuth,
         Path::BrokerMail,
     ];
-    pub const STRAIGHT_AT_LOGGER: [Path; 3] = [Path::LoggerHttp, Path::LoggerRpc, Path::LoggerGrpc];
-    pub const CEILINGS: [Path; 2] = [Path::MongoInsert, Path::SmtpSend];
+    pub const STRAIGHT_AT_SERVICES: [Path; 5] = [
+        Path::LoggerHttp,
+        Path::LoggerRpc,
+        Path::LoggerGrpc,
+        Path::AuthDirect,
+        Path::MailDirect,
+    ];
+    pub const BENEATH_LOGGER: [Path; 1] = [Path::MongoInsert];
 
     pub fn label(self) -> String {
         match self {
@@ -193,11 +192,12 @@ impl Path {
             Path::BrokerLog(t) => format!("log via {t}"),
             Path::BrokerAuth => "auth".into(),
             Path::BrokerMail => "mail".into(),
+            Path::AuthDirect => "authentication POST /authenticate".into(),
+            Path::MailDirect => "mail POST /send".into(),
             Path::LoggerHttp => "logger HTTP POST /log".into(),
             Path::LoggerRpc => "logger tarpc log_info".into(),
             Path::LoggerGrpc => "logger gRPC WriteLog".into(),
-            Path::MongoInsert => "MongoDB insert_one".into(),
-            Path::SmtpSend => "SMTP catcher send".into(),
+            Path::MongoInsert => "MongoDB insert_one, the logger's driver".into(),
         }
     }
 
@@ -226,6 +226,20 @@ impl Path {
                         let body = json!({"action": "mail", "mail": {"from": "bench@example.com",
                             "to": "sink@example.com", "subject": format!("bench {n}"), "message": "Hello from the bench."}});
                         c.post(format!("{broker}/handle"), Some(body)).await
+                    }
+                    Path::AuthDirect => {
+                        let body = json!({"email": "admin@example.com", "password": "verysecret"});
+                        c.post(
+                            format!("{}/authenticate", c.endpoints.authentication),
+                            Some(body),
+                        )
+                        .await
+                    }
+                    Path::MailDirect => {
+                        let body = json!({"from": "bench@example.com", "to": "sink@example.com",
+                            "subject": format!("direct {n}"), "message": "Hello from the bench."});
+                        c.post(format!("{}/send", c.endpoints.mail), Some(body))
+                            .await
                     }
                     Path::LoggerHttp => {
                         let body = json!({"name": "bench", "data": format!("entry {n} straight over HTTP")});
@@ -269,25 +283,6 @@ impl Path {
                         .await
                         .map(drop)
                         .map_err(|e| e.to_string()),
-                    Path::SmtpSend => {
-                        let message = Message::builder()
-                            .from(
-                                "bench@example.com"
-                                    .parse::<Mailbox>()
-                                    .map_err(|e| e.to_string())?,
-                            )
-                            .to("sink@example.com"
-                                .parse::<Mailbox>()
-                                .map_err(|e| e.to_string())?)
-                            .subject(format!("raw {n}"))
-                            .body("Hello from the bench.".to_owned())
-                            .map_err(|e| e.to_string())?;
-                        c.smtp
-                            .send(message)
-                            .await
-                            .map(drop)
-                            .map_err(|e| e.to_string())
-                    }
                 }
             })
         }

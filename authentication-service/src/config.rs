@@ -51,7 +51,10 @@ impl Config {
                 max: env.seconds("LOCKOUT_MAX_SECS", "60")?,
             },
             bcrypt: BcryptLimits {
-                threads: env.parse("BCRYPT_THREADS", &BcryptLimits::cores().to_string())?,
+                threads: env.parse(
+                    "BCRYPT_THREADS",
+                    &BcryptLimits::default_threads().to_string(),
+                )?,
                 queue_timeout: env.seconds("BCRYPT_QUEUE_SECS", "2")?,
             },
             seed_admin: env.parse("SEED_ADMIN", "false")?,

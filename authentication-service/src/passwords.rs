@@ -32,7 +32,7 @@ pub enum PasswordError {
 /// one of them.
 #[derive(Debug, Clone, Copy)]
 pub struct BcryptLimits {
-    /// `BCRYPT_THREADS`: checks at once (default: the cores available).
+    /// `BCRYPT_THREADS`: checks at once (default: [`BcryptLimits::default_threads`]).
     pub threads: usize,
     /// `BCRYPT_QUEUE_SECS`: the longest wait for a slot before the login
     /// is answered 503 (default 2).
@@ -40,9 +40,14 @@ pub struct BcryptLimits {
 }
 
 impl BcryptLimits {
-    /// One slot per core the process may use.
-    pub fn cores() -> usize {
-        std::thread::available_parallelism().map_or(2, usize::from)
+    /// One slot per core the process may use but one, and at least one:
+    /// a burst of logins then leaves a core to every other request
+    /// (docs/bench/README.md, "auth").
+    pub fn default_threads() -> usize {
+        std::thread::available_parallelism()
+            .map_or(2, usize::from)
+            .saturating_sub(1)
+            .max(1)
     }
 }
 

@@ -103,9 +103,13 @@ fn verdict(met: bool) -> &'static str {
 
 pub fn write_bench(settings: &Settings, rows: &[Row], extra: &Extra) -> anyhow::Result<()> {
     let top = settings.concurrency.iter().copied().max().unwrap_or(64);
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1) as f64;
+    // bcrypt's slots in the stack (BCRYPT_THREADS, or the service's
+    // default): the cores its logins may use.
+    let slots = std::env::var("BCRYPT_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(authentication_service::passwords::BcryptLimits::default_threads)
+        as f64;
     let mut md = String::new();
     writeln!(
         md,
@@ -125,7 +129,7 @@ pub fn write_bench(settings: &Settings, rows: &[Row], extra: &Extra) -> anyhow::
     // Targets.
     writeln!(
         md,
-        "## Targets (concurrency {top})\n\n| target | measured | |\n|---|---|---|"
+        "## Targets\n\nAt concurrency {top} where the target names no other.\n\n| target | measured | |\n|---|---|---|"
     )?;
     for (transport, direct) in [
         ("rpc", Path::LoggerRpc),
@@ -162,17 +166,19 @@ pub fn write_bench(settings: &Settings, rows: &[Row], extra: &Extra) -> anyhow::
             verdict(best >= mongo.per_second)
         )?;
     }
-    let bcrypt_ceiling = cores / (extra.bcrypt_ms / 1000.0);
-    if let Some(auth) = find(rows, Path::BrokerAuth, top) {
-        let ratio = auth.per_second() / bcrypt_ceiling;
-        writeln!(
-            md,
-            "| auth ≥ 90% of the bcrypt ceiling ({cores:.0} cores / {:.1} ms) | {:.1} / {bcrypt_ceiling:.1} req/s = {:.0}% | {} |",
-            extra.bcrypt_ms,
-            auth.per_second(),
-            ratio * 100.0,
-            verdict(ratio >= 0.9)
-        )?;
+    let bcrypt_ceiling = slots / (extra.bcrypt_ms / 1000.0);
+    for c in [16, top] {
+        if let Some(auth) = find(rows, Path::BrokerAuth, c) {
+            let ratio = auth.per_second() / bcrypt_ceiling;
+            writeln!(
+                md,
+                "| auth at concurrency {c} ≥ 95% of the bcrypt ceiling ({slots:.0} bcrypt slots / {:.1} ms) | {:.1} / {bcrypt_ceiling:.1} req/s = {:.0}% | {} |",
+                extra.bcrypt_ms,
+                auth.per_second(),
+                ratio * 100.0,
+                verdict(ratio >= 0.95)
+            )?;
+        }
     }
     if let Some(idle) = find(rows, Path::BrokerLog("rpc"), 1) {
         let (idle_p99, busy_p99) = (
@@ -257,7 +263,7 @@ pub fn write_bench(settings: &Settings, rows: &[Row], extra: &Extra) -> anyhow::
     }
     writeln!(
         md,
-        "**bcrypt**: {:.1} ms per verification at cost {BCRYPT_COST} on one core, so at most {bcrypt_ceiling:.1} logins/s on {cores:.0} cores.\n",
+        "**bcrypt**: {:.1} ms per verification at cost {BCRYPT_COST} on one core, so at most {bcrypt_ceiling:.1} logins/s on the {slots:.0} bcrypt slots (`BCRYPT_THREADS`; the rest of the machine is left to the other paths).\n",
         extra.bcrypt_ms
     )?;
     writeln!(

@@ -75,7 +75,7 @@ pub mod config {
                 max: Duration::from_secs(60),
             },
             bcrypt: authentication_service::passwords::BcryptLimits {
-                threads: authentication_service::passwords::BcryptLimits::cores(),
+                threads: authentication_service::passwords::BcryptLimits::default_threads(),
                 // Long enough for the tests' bursts on a busy machine; the
                 // refusal past it has a test of its own.
                 queue_timeout: Duration::from_secs(10),

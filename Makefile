@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 NATIVE := project/native
 
-.PHONY: help start stop run restart replay-dead-letters build infra test-infra screenshot bench bench-listing soak test lint fmt check-fmt clippy check-secrets test-rust test-native test-faults
+.PHONY: help start stop run restart replay-dead-letters build infra test-infra screenshot bench flamegraph bench-listing soak test lint fmt check-fmt clippy check-secrets test-rust test-native test-faults
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -50,8 +50,11 @@ test-native: ## `make start` from scratch, every /readyz green, `make stop` leav
 test-faults: ## the fault suite: outages under load on the native stack, every request counted (docs/reliability.md)
 	@project/faults.sh
 
-bench: ## measure every path, the logger directly and the ceilings; writes docs/bench/report.md
+bench: ## measure every path, each service directly, the ceilings (outside tools) and open-loop latency; writes docs/bench/report.md
 	@project/bench.sh bench
+
+flamegraph: ## profile the broker on POST / under wrk (perf + inferno); writes docs/bench/broker-hit.svg
+	@project/flamegraph.sh
 
 bench-listing: ## GET /logs?limit=10 with 1,000,000 entries in the collection (empties it first); writes docs/bench/listing.md
 	@project/bench.sh listing

@@ -97,9 +97,14 @@ where
     total
 }
 
-/// Requests still in flight beyond which an open-loop run stops sending:
-/// the path is past its capacity, and the unsent are counted as errors.
-const MAX_IN_FLIGHT: usize = 20_000;
+/// How many requests of an open-loop run are on the wire at once, as wrk2
+/// keeps a fixed set of connections: a request due while all are busy
+/// waits for one, and its wait counts in its latency.
+const CONNECTIONS: usize = 256;
+/// Requests due but not yet answered beyond which an open-loop run stops
+/// sending: the path is far past its capacity, and the unsent are counted
+/// as errors.
+const MAX_PENDING: usize = 100_000;
 
 /// An open-loop run: requests sent at `rate` per second on a fixed
 /// schedule, whatever the answers do, each one's latency measured from
@@ -122,6 +127,7 @@ where
     let runtime = tokio::runtime::Handle::current();
     let (done, mut answers) = tokio::sync::mpsc::unbounded_channel();
     let in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let connections = Arc::new(tokio::sync::Semaphore::new(CONNECTIONS));
     let start = Instant::now() + Duration::from_millis(10);
     let measure_from = start + warmup;
     let stop_at = measure_from + duration;
@@ -139,13 +145,15 @@ where
                     std::thread::sleep(wait);
                 }
                 let measured = due >= measure_from;
-                if in_flight.load(std::sync::atomic::Ordering::Relaxed) >= MAX_IN_FLIGHT {
+                if in_flight.load(std::sync::atomic::Ordering::Relaxed) >= MAX_PENDING {
                     skipped += u64::from(measured);
                     continue;
                 }
                 in_flight.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let (request, done, in_flight) = (request.clone(), done.clone(), in_flight.clone());
+                let connections = connections.clone();
                 runtime.spawn(async move {
+                    let _connection = connections.acquire_owned().await;
                     let outcome = request().await;
                     in_flight.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
                     if measured {
@@ -177,7 +185,7 @@ where
         result.requests += skipped;
         result.errors += skipped;
         result.first_error.get_or_insert(format!(
-            "{skipped} requests not sent: {MAX_IN_FLIGHT} already in flight"
+            "{skipped} requests not sent: {MAX_PENDING} already pending"
         ));
     }
     result.elapsed = duration;

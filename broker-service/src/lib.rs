@@ -28,7 +28,21 @@ use crate::rpc_logger::RpcLogger;
 /// The clients to every other service, created once at start and shared by
 /// all requests: nothing is dialed per request.
 #[derive(Clone)]
-struct AppState {
+struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The clients and settings every request shares, behind one `Arc`: axum
+/// clones a handler's state for every request, and a clone of all these
+/// (the gRPC channel's, the HTTP clients') cost about a tenth of the
+/// broker's CPU on `POST /` (docs/bench/README.md, the flame graph).
+struct Shared {
     auth: ServiceClient,
     logger: ServiceClient,
     mail: ServiceClient,
@@ -72,7 +86,7 @@ impl Application {
                 proto::ports::RABBITMQ,
             ));
         let timeout = config.upstream_timeout;
-        let state = AppState {
+        let state = AppState(Arc::new(Shared {
             auth: ServiceClient::new("authentication-service", config.auth_url.clone(), timeout),
             logger: ServiceClient::new("logger-service", config.logger_url.clone(), timeout),
             // mail-service itself may take SEND_TIMEOUT_SECS (10) on SMTP.
@@ -93,7 +107,7 @@ impl Application {
                 "mails",
                 config.security.mails_per_minute,
             )),
-        };
+        }));
         let routes = routes::router(state).merge(health::routes(readiness));
         let http = HttpServer::bind("broker-service", &config.server, routes)
             .await?

@@ -564,20 +564,37 @@ fn write_chart(settings: &Settings, rows: &[Row]) -> anyhow::Result<()> {
     }
 
     // The legend: one swatch and name per concurrency, in a row beneath.
-    let entry_width = 160;
-    let legend_left = (CHART_SIZE.0 as i32 - entry_width * concurrency.len() as i32) / 2;
-    let legend_style =
+    let labels: Vec<String> = concurrency
+        .iter()
+        .map(|c| format!("concurrency {c}"))
+        .collect();
+    draw_legend(&legend, &labels, 160)?;
+    root.present()?;
+    Ok(())
+}
+
+/// One swatch in `BAR_COLOURS` order and its label per entry, in a row
+/// centred in the strip beneath a chart.
+fn draw_legend<DB: DrawingBackend>(
+    legend: &DrawingArea<DB, plotters::coord::Shift>,
+    labels: &[String],
+    entry_width: i32,
+) -> anyhow::Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let left = (CHART_SIZE.0 as i32 - entry_width * labels.len() as i32) / 2;
+    let style =
         TextStyle::from(("sans-serif", 15).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
-    for (k, c) in concurrency.iter().enumerate() {
-        let x = legend_left + k as i32 * entry_width;
+    for (k, label) in labels.iter().enumerate() {
+        let x = left + k as i32 * entry_width;
         let y = LEGEND_HEIGHT as i32 / 2 - 5;
         legend.draw(&Rectangle::new(
             [(x, y - 7), (x + 14, y + 7)],
             BAR_COLOURS[k % BAR_COLOURS.len()].filled(),
         ))?;
-        legend.draw_text(&format!("concurrency {c}"), &legend_style, (x + 20, y))?;
+        legend.draw_text(label, &style, (x + 20, y))?;
     }
-    root.present()?;
     Ok(())
 }
 
@@ -651,23 +668,11 @@ fn write_open_chart(settings: &Settings, open: &[Open]) -> anyhow::Result<()> {
             )))?;
         }
     }
-    let entry_width = 200;
-    let legend_left = (CHART_SIZE.0 as i32 - entry_width * loads.len() as i32) / 2;
-    let legend_style =
-        TextStyle::from(("sans-serif", 15).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
-    for (k, load) in loads.iter().enumerate() {
-        let x = legend_left + k as i32 * entry_width;
-        let y = LEGEND_HEIGHT as i32 / 2 - 5;
-        legend.draw(&Rectangle::new(
-            [(x, y - 7), (x + 14, y + 7)],
-            BAR_COLOURS[k % BAR_COLOURS.len()].filled(),
-        ))?;
-        legend.draw_text(
-            &format!("{:.0}% of the maximum", load * 100.0),
-            &legend_style,
-            (x + 20, y),
-        )?;
-    }
+    let labels: Vec<String> = loads
+        .iter()
+        .map(|load| format!("{:.0}% of the maximum", load * 100.0))
+        .collect();
+    draw_legend(&legend, &labels, 200)?;
     root.present()?;
     Ok(())
 }

@@ -157,8 +157,8 @@ if command -v kubectl >/dev/null && kubectl kustomize --help >/dev/null 2>&1; th
   kustomize_validate() {
     cp -r project/k8s "$scratch/k8s" || return 1
     rm -rf "$scratch/k8s/generated"
-    project/deploy-secrets.sh project/.env.example "$scratch/k8s/generated" || return 1
-    cp project/initdb/* "$scratch/k8s/generated/" || return 1
+    make --no-print-directory k8s-secrets DEPLOY_ENV_FILE=project/.env.example \
+      K8S_GENERATED="$scratch/k8s/generated" || return 1
     kubectl kustomize "$scratch/k8s" >"$scratch/rendered.yaml" || return 1
     k8s_validate "$scratch/rendered.yaml"
   }

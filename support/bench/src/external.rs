@@ -9,6 +9,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
+/// The labels of the ceilings, as the report looks them up.
+pub const SMTP_CATCHER: &str = "SMTP catcher, mails accepted";
+pub const MONGO_INSERT: &str = "MongoDB insert_one";
+
 /// What an outside tool measured.
 #[derive(Debug, Clone)]
 pub struct Measured {
@@ -133,7 +137,7 @@ pub fn smtp_source(host: &str, port: u16, c: usize, secs: Duration) -> anyhow::R
     let elapsed = run(messages)?;
     let per_second = messages as f64 / elapsed;
     Ok(Measured {
-        label: "SMTP catcher, mails accepted",
+        label: SMTP_CATCHER,
         tool: "postfix smtp-source",
         concurrency: c,
         per_second,
@@ -175,7 +179,7 @@ pub fn pymongo_insert(
     let answer: serde_json::Value = serde_json::from_slice(&output.stdout)?;
     let number = |key: &str| answer.get(key).and_then(serde_json::Value::as_f64);
     Ok(Measured {
-        label: "MongoDB insert_one",
+        label: MONGO_INSERT,
         tool: "pymongo 4",
         concurrency: c,
         per_second: number("per_second").context("per_second")?,

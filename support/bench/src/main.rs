@@ -196,7 +196,9 @@ async fn bench(settings: &Settings, clients: Arc<Clients>) -> anyhow::Result<()>
     }
 
     eprintln!("Ceilings, measured by other tools");
-    let (external, unmeasured) = measure_external(settings, &clients);
+    // The tools run as child processes, waited for on this thread.
+    let (external, unmeasured) =
+        tokio::task::block_in_place(|| measure_external(settings, &clients));
 
     eprintln!("Open loop");
     let open = open_loop(settings, &clients, &rows).await;

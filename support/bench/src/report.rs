@@ -8,7 +8,7 @@ use authentication_service::passwords::BCRYPT_COST;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use crate::external::Measured;
+use crate::external::{MONGO_INSERT, Measured, SMTP_CATCHER};
 use crate::load::LoadResult;
 use crate::procs::{Sample, Usage};
 use crate::scenarios::Path;
@@ -151,7 +151,7 @@ pub fn write_bench(settings: &Settings, rows: &[Row], extra: &Extra) -> anyhow::
             )?;
         }
     }
-    if let Some(mongo) = external(extra, "MongoDB insert_one", top) {
+    if let Some(mongo) = external(extra, MONGO_INSERT, top) {
         let best = [Path::LoggerHttp, Path::LoggerRpc, Path::LoggerGrpc]
             .iter()
             .filter_map(|p| find(rows, *p, top))
@@ -194,7 +194,7 @@ pub fn write_bench(settings: &Settings, rows: &[Row], extra: &Extra) -> anyhow::
     }
     if let (Some(mail), Some(smtp)) = (
         find(rows, Path::BrokerMail, top),
-        external(extra, "SMTP catcher, mails accepted", top),
+        external(extra, SMTP_CATCHER, top),
     ) {
         let ratio = mail.per_second() / smtp.per_second;
         writeln!(
@@ -368,8 +368,8 @@ fn write_parts(md: &mut String, rows: &[Row], extra: &Extra) -> anyhow::Result<(
     let Some(hop) = p50(Path::BrokerHit) else {
         return Ok(());
     };
-    let smtp = external(extra, "SMTP catcher, mails accepted", 1).and_then(Measured::typical_ms);
-    let mongo = external(extra, "MongoDB insert_one", 1).and_then(Measured::typical_ms);
+    let smtp = external(extra, SMTP_CATCHER, 1).and_then(Measured::typical_ms);
+    let mongo = external(extra, MONGO_INSERT, 1).and_then(Measured::typical_ms);
     let lines: [(&str, Option<f64>, &str, Option<f64>); 7] = [
         (
             "log via rpc",

@@ -38,10 +38,42 @@ impl Measured {
     }
 }
 
-/// `wrk` sending `POST url` (empty body) on `c` connections for `secs`.
-pub fn wrk(label: &'static str, url: &str, c: usize, secs: Duration) -> anyhow::Result<Measured> {
-    let script = std::env::temp_dir().join("bench-post.lua");
-    std::fs::write(&script, "wrk.method = \"POST\"\n")?;
+/// What `wrk` sends: `POST url`, with a JSON body and a bearer token
+/// where given.
+pub struct WrkPost<'a> {
+    pub url: &'a str,
+    pub json: Option<&'a str>,
+    pub authorization: Option<&'a str>,
+}
+
+impl WrkPost<'_> {
+    /// wrk's Lua script for this request (long brackets: the body is sent
+    /// as it is).
+    fn script(&self) -> String {
+        let mut lua = String::from("wrk.method = \"POST\"\n");
+        if let Some(body) = self.json {
+            lua.push_str(&format!(
+                "wrk.body = [==[{body}]==]\nwrk.headers[\"Content-Type\"] = \"application/json\"\n"
+            ));
+        }
+        if let Some(authorization) = self.authorization {
+            lua.push_str(&format!(
+                "wrk.headers[\"Authorization\"] = [==[{authorization}]==]\n"
+            ));
+        }
+        lua
+    }
+}
+
+/// `wrk` sending `request` on `c` connections (two threads) for `secs`.
+pub fn wrk(
+    label: &'static str,
+    request: &WrkPost<'_>,
+    c: usize,
+    secs: Duration,
+) -> anyhow::Result<Measured> {
+    let script = std::env::temp_dir().join(format!("bench-wrk-{}.lua", std::process::id()));
+    std::fs::write(&script, request.script())?;
     let output = Command::new("wrk")
         .args([
             &format!("-t{}", c.min(2)),
@@ -51,7 +83,7 @@ pub fn wrk(label: &'static str, url: &str, c: usize, secs: Duration) -> anyhow::
             "-s",
         ])
         .arg(&script)
-        .arg(url)
+        .arg(request.url)
         .output()
         .context("wrk (apt-get install wrk)")?;
     let text = String::from_utf8_lossy(&output.stdout);
@@ -67,10 +99,21 @@ pub fn wrk(label: &'static str, url: &str, c: usize, secs: Duration) -> anyhow::
             .find_map(|l| l.strip_prefix(q))
             .and_then(|v| wrk_duration_ms(v.trim()))
     };
-    let errors = text
+    let count = |prefix: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(prefix))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    // A refused request (a non-2xx answer) and a failed socket both count.
+    let socket_errors: u64 = text
         .lines()
-        .find_map(|l| l.trim().strip_prefix("Non-2xx or 3xx responses:"))
-        .and_then(|v| v.trim().parse().ok())
+        .find_map(|l| l.trim().strip_prefix("Socket errors:"))
+        .map(|rest| {
+            rest.split(',')
+                .filter_map(|part| part.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .sum()
+        })
         .unwrap_or(0);
     Ok(Measured {
         label,
@@ -81,7 +124,7 @@ pub fn wrk(label: &'static str, url: &str, c: usize, secs: Duration) -> anyhow::
         p90: quantile("90%"),
         p99: quantile("99%"),
         mean: None,
-        errors,
+        errors: count("Non-2xx or 3xx responses:") + socket_errors,
     })
 }
 

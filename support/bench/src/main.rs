@@ -6,6 +6,7 @@
 //! pymongo), `RUN_DIR` (.run, for the services' PIDs), `OUT_DIR`
 //! (docs/bench).
 
+mod anchor;
 mod external;
 mod faults;
 mod listing;
@@ -200,6 +201,19 @@ async fn bench(settings: &Settings, clients: Arc<Clients>) -> anyhow::Result<()>
     let (external, unmeasured) =
         tokio::task::block_in_place(|| measure_external(settings, &clients));
 
+    eprintln!("Against the Go original: its requests, sent by wrk");
+    let authorization = scenarios::signed_in()?
+        .get(reqwest::header::AUTHORIZATION)
+        .context("the bench's token")?
+        .to_str()?
+        .to_owned();
+    let stored_before = listener_stored().await.unwrap_or(0);
+    let started = Instant::now();
+    let anchors = tokio::task::block_in_place(|| {
+        anchor::measure(clients.broker(), &authorization, settings.duration)
+    });
+    drain_queue(stored_before, started).await;
+
     eprintln!("Open loop");
     let open = open_loop(settings, &clients, &rows).await;
 
@@ -235,6 +249,7 @@ async fn bench(settings: &Settings, clients: Arc<Clients>) -> anyhow::Result<()>
     let extra = report::Extra {
         external,
         unmeasured,
+        anchors,
         open,
         bcrypt_ms,
         amqp_e2e_ms: amqp_e2e,
@@ -268,7 +283,11 @@ fn measure_external(
         let runs = [
             external::wrk(
                 "broker hit (POST /)",
-                &format!("{}/", clients.broker()),
+                &external::WrkPost {
+                    url: &format!("{}/", clients.broker()),
+                    json: None,
+                    authorization: None,
+                },
                 c,
                 settings.duration,
             ),

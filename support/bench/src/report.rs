@@ -8,6 +8,7 @@ use authentication_service::passwords::BCRYPT_COST;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
+use crate::anchor::{self, Anchor};
 use crate::external::{MONGO_INSERT, Measured, SMTP_CATCHER};
 use crate::load::LoadResult;
 use crate::procs::{Sample, Usage};
@@ -18,6 +19,8 @@ pub struct Extra {
     pub external: Vec<Measured>,
     /// Why an outside tool measured nothing.
     pub unmeasured: Vec<String>,
+    /// The Go original's rows, sent to this stack by wrk.
+    pub anchors: Vec<(&'static Anchor, anyhow::Result<Measured>)>,
     pub open: Vec<Open>,
     pub bcrypt_ms: f64,
     pub amqp_e2e_ms: Vec<f64>,
@@ -215,6 +218,14 @@ pub fn write_bench(settings: &Settings, rows: &[Row], extra: &Extra) -> anyhow::
             verdict(mail.quantile_ms(0.5) <= 5.0)
         )?;
     }
+    if !extra.anchors.is_empty() {
+        let (met, all) = anchor_verdicts(extra, bcrypt_ceiling);
+        writeln!(
+            md,
+            "| every row of the Go original's table at least its target (1.0×, mail at concurrency 1 1.5×), same load tool | {met} of {all} rows | {} |",
+            verdict(met == all)
+        )?;
+    }
     let errors: u64 = rows.iter().map(|r| r.result.errors).sum::<u64>()
         + extra.log_during_auth.errors
         + extra.auth_burst.errors;
@@ -237,6 +248,7 @@ pub fn write_bench(settings: &Settings, rows: &[Row], extra: &Extra) -> anyhow::
         md.push('\n');
     }
     write_external(&mut md, extra)?;
+    write_anchors(&mut md, extra, bcrypt_ceiling)?;
     write_parts(&mut md, rows, extra)?;
     write_open(&mut md, extra)?;
     for row in rows.iter().filter(|r| r.drain.is_some()) {
@@ -354,6 +366,76 @@ fn write_external(md: &mut String, extra: &Extra) -> anyhow::Result<()> {
     }
     for reason in &extra.unmeasured {
         writeln!(md, "\nNot measured: {reason}")?;
+    }
+    md.push('\n');
+    Ok(())
+}
+
+/// (rows at their target, rows) of the Go comparison; a row wrk could not
+/// measure counts as missed.
+fn anchor_verdicts(extra: &Extra, bcrypt_ceiling: f64) -> (usize, usize) {
+    let met = extra
+        .anchors
+        .iter()
+        .filter(|(a, m)| {
+            m.as_ref()
+                .is_ok_and(|m| m.errors == 0 && a.ratio(m, bcrypt_ceiling) >= a.target)
+        })
+        .count();
+    (met, extra.anchors.len())
+}
+
+/// The Go original's table, each row sent to this stack by wrk as it was
+/// to the Go original.
+fn write_anchors(md: &mut String, extra: &Extra, bcrypt_ceiling: f64) -> anyhow::Result<()> {
+    if extra.anchors.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        md,
+        "## Against the Go original
+
+The anchor: {}. This project's figures: the same requests through the broker, sent by wrk (two threads, 10 s unless `BENCH_SECS` says otherwise) in this run. auth is compared by the share of each one's bcrypt ceiling, since the two hash at different costs (this run's ceiling: {bcrypt_ceiling:.1} logins/s).\n\n| path | concurrency | Go original | this project | ratio | target | |\n|---|---:|---|---|---:|---:|---|",
+        anchor::METHOD
+    )?;
+    for (a, measured) in &extra.anchors {
+        match measured {
+            Ok(m) => {
+                let ratio = a.ratio(m, bcrypt_ceiling);
+                let ours = match a.measure {
+                    anchor::Measure::Rate => format!(
+                        "{:.0}/s, p50 {} ms, p99 {} ms",
+                        m.per_second,
+                        ms(m.p50),
+                        ms(m.p99)
+                    ),
+                    anchor::Measure::ShareOfBcrypt(_) => format!(
+                        "{:.1}/s at bcrypt cost {BCRYPT_COST}, {:.0}% of its ceiling",
+                        m.per_second,
+                        m.per_second / bcrypt_ceiling * 100.0
+                    ),
+                };
+                let errors = if m.errors > 0 {
+                    format!(" ({} errors)", m.errors)
+                } else {
+                    String::new()
+                };
+                writeln!(
+                    md,
+                    "| {} | {} | {} | {ours}{errors} | {ratio:.2}× | {:.1}× | {} |",
+                    a.label,
+                    a.concurrency,
+                    a.go_figure,
+                    a.target,
+                    verdict(m.errors == 0 && ratio >= a.target)
+                )?;
+            }
+            Err(e) => writeln!(
+                md,
+                "| {} | {} | {} | not measured: {e:#} | | {:.1}× | missed |",
+                a.label, a.concurrency, a.go_figure, a.target
+            )?,
+        }
     }
     md.push('\n');
     Ok(())

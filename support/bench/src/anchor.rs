@@ -5,7 +5,10 @@
 
 use std::time::Duration;
 
+use anyhow::Context as _;
+
 use crate::external::{self, Measured, WrkPost};
+use crate::scenarios::Path;
 
 /// When and how the Go figures were measured.
 pub const METHOD: &str = "the Go original of this design (the course stack), measured with wrk, 10 s per cell, in one run interleaved with this project's on a 2-core machine of the kind `make bench` runs on, both mail rows sending to the same Python aiosmtpd catcher; recorded on 2026-12-01 in the project's performance issue";
@@ -23,10 +26,9 @@ pub enum Measure {
 /// One row of the Go original's table. amqp comes last: the events it
 /// leaves queued are stored before anything else is measured.
 pub struct Anchor {
-    pub label: &'static str,
+    /// The path through the broker, whose request the bench sends.
+    pub path: Path,
     pub concurrency: usize,
-    /// The broker's action (`None`: `POST /`, no body).
-    pub body: Option<&'static str>,
     pub go_per_second: f64,
     /// The Go figure as the table gives it.
     pub go_figure: &'static str,
@@ -35,84 +37,66 @@ pub struct Anchor {
     pub target: f64,
 }
 
-const LOG_RPC: &str =
-    r#"{"action":"log","transport":"rpc","log":{"name":"bench","data":"anchor entry via rpc"}}"#;
-const LOG_GRPC: &str =
-    r#"{"action":"log","transport":"grpc","log":{"name":"bench","data":"anchor entry via grpc"}}"#;
-const LOG_AMQP: &str =
-    r#"{"action":"log","transport":"amqp","log":{"name":"bench","data":"anchor entry via amqp"}}"#;
-const AUTH: &str =
-    r#"{"action":"auth","auth":{"email":"admin@example.com","password":"verysecret"}}"#;
-const MAIL: &str = r#"{"action":"mail","mail":{"from":"bench@example.com","to":"sink@example.com","subject":"anchor","message":"Hello from the bench."}}"#;
-
 pub const ANCHORS: [Anchor; 8] = [
     Anchor {
-        label: "POST /",
+        path: Path::BrokerHit,
         concurrency: 16,
-        body: None,
         go_per_second: 66_127.0,
         go_figure: "66,127/s",
         measure: Measure::Rate,
         target: 1.0,
     },
     Anchor {
-        label: "POST /",
+        path: Path::BrokerHit,
         concurrency: 64,
-        body: None,
         go_per_second: 58_535.0,
         go_figure: "58,535/s",
         measure: Measure::Rate,
         target: 1.0,
     },
     Anchor {
-        label: "log via rpc",
+        path: Path::BrokerLog("rpc"),
         concurrency: 64,
-        body: Some(LOG_RPC),
         go_per_second: 1_369.0,
         go_figure: "1,369/s, p99 134 ms",
         measure: Measure::Rate,
         target: 1.0,
     },
     Anchor {
-        label: "log via grpc",
+        path: Path::BrokerLog("grpc"),
         concurrency: 64,
-        body: Some(LOG_GRPC),
         go_per_second: 1_366.0,
         go_figure: "1,366/s, p99 101 ms",
         measure: Measure::Rate,
         target: 1.0,
     },
     Anchor {
-        label: "auth",
+        path: Path::BrokerAuth,
         concurrency: 16,
-        body: Some(AUTH),
         go_per_second: 6.5,
         go_figure: "6.5/s at bcrypt cost 12, 81% of its ceiling",
         measure: Measure::ShareOfBcrypt(0.81),
         target: 1.0,
     },
     Anchor {
-        label: "mail",
+        path: Path::BrokerMail,
         concurrency: 1,
-        body: Some(MAIL),
         go_per_second: 288.0,
         go_figure: "288/s, p50 3.3 ms",
         measure: Measure::Rate,
         target: 1.5,
     },
     Anchor {
-        label: "mail",
+        path: Path::BrokerMail,
         concurrency: 16,
-        body: Some(MAIL),
         go_per_second: 729.0,
         go_figure: "729/s",
         measure: Measure::Rate,
         target: 1.0,
     },
     Anchor {
-        label: "log via amqp",
+        path: Path::BrokerLog("amqp"),
         concurrency: 64,
-        body: Some(LOG_AMQP),
         go_per_second: 939.0,
         go_figure: "939/s (no publisher confirms)",
         measure: Measure::Rate,
@@ -130,20 +114,25 @@ pub fn measure(
     ANCHORS
         .iter()
         .map(|anchor| {
-            eprintln!("  {} at concurrency {}", anchor.label, anchor.concurrency);
-            let url = match anchor.body {
-                Some(_) => format!("{broker}/handle"),
-                None => format!("{broker}/"),
-            };
-            let request = WrkPost {
-                url: &url,
-                json: anchor.body,
-                authorization: Some(authorization),
-            };
-            (
-                anchor,
-                external::wrk(anchor.label, &request, anchor.concurrency, secs),
-            )
+            eprintln!(
+                "  {} at concurrency {}",
+                anchor.path.label(),
+                anchor.concurrency
+            );
+            let measured = (|| {
+                let (route, body) = anchor
+                    .path
+                    .broker_request(0)
+                    .context("an anchor goes through the broker")?;
+                let json = body.map(|b| b.to_string());
+                let request = WrkPost {
+                    url: &format!("{broker}{route}"),
+                    json: json.as_deref(),
+                    authorization: Some(authorization),
+                };
+                external::wrk("Go comparison", &request, anchor.concurrency, secs)
+            })();
+            (anchor, measured)
         })
         .collect()
 }
@@ -157,40 +146,35 @@ impl Anchor {
             Measure::ShareOfBcrypt(go_share) => ours.per_second / bcrypt_ceiling / go_share,
         }
     }
+
+    /// Whether `ours` reached this row's target, with no errors.
+    pub fn met(&self, ours: &Measured, bcrypt_ceiling: f64) -> bool {
+        ours.errors == 0 && self.ratio(ours, bcrypt_ceiling) >= self.target
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::{ANCHORS, Measure};
+    use crate::scenarios::Path;
 
-    /// Every request body is JSON the broker reads, and names the action
-    /// its label names.
+    /// Every anchor is a path through the broker, so it has a request.
     #[test]
-    fn every_anchor_body_is_a_broker_action() {
+    fn every_anchor_goes_through_the_broker() {
         for anchor in &ANCHORS {
-            let Some(body) = anchor.body else {
-                assert_eq!(anchor.label, "POST /");
-                continue;
-            };
-            let value: serde_json::Value = serde_json::from_str(body).expect(anchor.label);
-            let action = value["action"].as_str().expect("an action");
             assert!(
-                anchor.label.starts_with(action),
-                "{}: {action}",
-                anchor.label
+                anchor.path.broker_request(0).is_some(),
+                "{}",
+                anchor.path.label()
             );
-            if let Some(transport) = value["transport"].as_str() {
-                assert!(anchor.label.ends_with(transport), "{}", anchor.label);
-            }
-            assert!(!body.contains("]==]"), "a body ends wrk's long string");
         }
     }
 
     #[test]
     fn auth_is_compared_by_its_share_of_the_bcrypt_ceiling() {
-        let auth = ANCHORS.iter().find(|a| a.label == "auth").unwrap();
+        let auth = ANCHORS.iter().find(|a| a.path == Path::BrokerAuth).unwrap();
         assert_eq!(auth.measure, Measure::ShareOfBcrypt(0.81));
-        let ours = crate::external::Measured {
+        let mut ours = crate::external::Measured {
             label: "auth",
             tool: "wrk 4.1",
             concurrency: 16,
@@ -203,5 +187,10 @@ mod tests {
         };
         // 17.1 of 18 is 95%, 1.17 times the Go original's 81%.
         assert!((auth.ratio(&ours, 18.0) - 0.95 / 0.81).abs() < 1e-9);
+        assert!(auth.met(&ours, 18.0));
+        // 14 of 18 is 78%, short of 81%; and a run with errors never meets.
+        assert!(!auth.met(&ours, 18.0 * 17.1 / 14.0));
+        ours.errors = 1;
+        assert!(!auth.met(&ours, 18.0));
     }
 }

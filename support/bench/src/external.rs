@@ -49,7 +49,10 @@ pub struct WrkPost<'a> {
 impl WrkPost<'_> {
     /// wrk's Lua script for this request (long brackets: the body is sent
     /// as it is).
-    fn script(&self) -> String {
+    fn script(&self) -> anyhow::Result<String> {
+        for text in self.json.iter().chain(&self.authorization) {
+            anyhow::ensure!(!text.contains("]==]"), "{text} would end wrk's Lua string");
+        }
         let mut lua = String::from("wrk.method = \"POST\"\n");
         if let Some(body) = self.json {
             lua.push_str(&format!(
@@ -61,7 +64,7 @@ impl WrkPost<'_> {
                 "wrk.headers[\"Authorization\"] = [==[{authorization}]==]\n"
             ));
         }
-        lua
+        Ok(lua)
     }
 }
 
@@ -73,7 +76,7 @@ pub fn wrk(
     secs: Duration,
 ) -> anyhow::Result<Measured> {
     let script = std::env::temp_dir().join(format!("bench-wrk-{}.lua", std::process::id()));
-    std::fs::write(&script, request.script())?;
+    std::fs::write(&script, request.script()?)?;
     let output = Command::new("wrk")
         .args([
             &format!("-t{}", c.min(2)),

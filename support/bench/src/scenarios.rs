@@ -201,6 +201,23 @@ impl Path {
         }
     }
 
+    /// The broker's route and body for this path's `n`th request; `None`
+    /// for a path that does not go through the broker.
+    pub fn broker_request(self, n: u64) -> Option<(&'static str, Option<Value>)> {
+        let body = match self {
+            Path::BrokerHit => return Some(("/", None)),
+            Path::BrokerLog(transport) => json!({"action": "log", "transport": transport,
+                "log": {"name": "bench", "data": format!("entry {n} via {transport}")}}),
+            Path::BrokerAuth => {
+                json!({"action": "auth", "auth": {"email": "admin@example.com", "password": "verysecret"}})
+            }
+            Path::BrokerMail => json!({"action": "mail", "mail": {"from": "bench@example.com",
+                "to": "sink@example.com", "subject": format!("bench {n}"), "message": "Hello from the bench."}}),
+            _ => return None,
+        };
+        Some(("/handle", Some(body)))
+    }
+
     /// A function that sends one request of this path.
     pub fn request(
         self,
@@ -212,20 +229,9 @@ impl Path {
                 let n = c.next();
                 let broker = &c.endpoints.broker;
                 match self {
-                    Path::BrokerHit => c.post(format!("{broker}/"), None).await,
-                    Path::BrokerLog(transport) => {
-                        let body = json!({"action": "log", "transport": transport,
-                            "log": {"name": "bench", "data": format!("entry {n} via {transport}")}});
-                        c.post(format!("{broker}/handle"), Some(body)).await
-                    }
-                    Path::BrokerAuth => {
-                        let body = json!({"action": "auth", "auth": {"email": "admin@example.com", "password": "verysecret"}});
-                        c.post(format!("{broker}/handle"), Some(body)).await
-                    }
-                    Path::BrokerMail => {
-                        let body = json!({"action": "mail", "mail": {"from": "bench@example.com",
-                            "to": "sink@example.com", "subject": format!("bench {n}"), "message": "Hello from the bench."}});
-                        c.post(format!("{broker}/handle"), Some(body)).await
+                    Path::BrokerHit | Path::BrokerLog(_) | Path::BrokerAuth | Path::BrokerMail => {
+                        let (route, body) = self.broker_request(n).expect("a broker path");
+                        c.post(format!("{broker}{route}"), body).await
                     }
                     Path::AuthDirect => {
                         let body = json!({"email": "admin@example.com", "password": "verysecret"});

@@ -144,6 +144,19 @@ load_report() {
   return $ok
 }
 
+# failure_logs SECONDS: what the services that carry a log request said of
+# any failure in the last SECONDS (their warnings and errors: a broker's
+# "a dependency failed" names the logger's own words), so a failed load
+# loop can be explained from the test's output alone.
+failure_logs() {
+  local service
+  for service in broker-service logger-service listener-service; do
+    echo "  warnings and errors of $service in the last $1 s:"
+    docker service logs --raw --since "${1}s" "${stack}_$service" 2>&1 |
+      grep -E '"level":"(WARN|ERROR)"' | tail -n 15 | sed 's/^/    /' || true
+  done
+}
+
 rm -f "$env_file"
 if [ "$(swarm_state)" != active ]; then
   addr=$(ip -4 route get 1.1.1.1 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p')
@@ -175,7 +188,11 @@ wait_for 600 updated update-test || {
 timing "swarm: rolling update of six services" "$(since "$started")"
 sleep 3
 stop_load
-load_report || die "swarm: requests failed during the rolling update"
+load_report || {
+  failure_logs "$(since "$started")"
+  show_stack
+  die "swarm: requests failed during the rolling update"
+}
 wait_converged 120
 
 say "swarm: an update to an image whose health check fails rolls back"

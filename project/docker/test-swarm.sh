@@ -108,6 +108,7 @@ start_load() {
   local transport
   rm -rf "$load_dir"
   mkdir -p "$load_dir"
+  load_started=$(date +%s)
   for transport in rpc http grpc amqp; do
     (
       while [ ! -f "$load_dir/stop" ]; do
@@ -144,10 +145,10 @@ load_report() {
   return $ok
 }
 
-# failure_logs SECONDS: what the services that carry a log request said of
-# any failure in the last SECONDS (their warnings and errors: a broker's
-# "a dependency failed" names the logger's own words), so a failed load
-# loop can be explained from the test's output alone.
+# failure_logs SECONDS: the warnings and errors of the services that carry
+# a log request, over the last SECONDS (the whole load, from start_load), so
+# a failed load loop is explained by the test's output alone: a broker's
+# "a dependency failed" quotes the logger's own words.
 failure_logs() {
   local service
   for service in broker-service logger-service listener-service; do
@@ -189,7 +190,7 @@ timing "swarm: rolling update of six services" "$(since "$started")"
 sleep 3
 stop_load
 load_report || {
-  failure_logs "$(since "$started")"
+  failure_logs "$(since "$load_started")"
   show_stack
   die "swarm: requests failed during the rolling update"
 }

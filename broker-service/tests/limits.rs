@@ -44,6 +44,34 @@ async fn a_client_that_never_finishes_its_headers_is_cut_off() {
 }
 
 #[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_after_the_header_read_timeout() {
+    let mut config = config::broker();
+    config.server.limits.header_read_timeout = Duration::from_secs(1);
+    let broker = spawn_broker(config).await;
+    let mut stream = TcpStream::connect(broker.addr()).await.unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: broker\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = [0u8; 1024];
+    let n = stream.read(&mut answer).await.unwrap();
+    assert!(
+        answer[..n].starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer[..n])
+    );
+
+    // Kept alive, then closed once it has been idle for the timeout: so
+    // the system's own clients drop an idle connection sooner
+    // (service_kit::upstream::POOL_IDLE_TIMEOUT).
+    let took = closed_after(&mut stream, Duration::from_secs(5)).await;
+    assert!(
+        took > Duration::from_millis(800) && took < Duration::from_secs(3),
+        "closed after {took:?}"
+    );
+}
+
+#[tokio::test]
 async fn past_the_connection_cap_a_new_connection_is_closed_at_once() {
     let mut config = config::broker();
     config.server.limits.max_connections = 4;

@@ -244,6 +244,8 @@ pub async fn run() -> anyhow::Result<()> {
     let env = Env {
         http: reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
+            // Below the broker's idle keep-alive limit, as its own clients.
+            .pool_idle_timeout(service_kit::upstream::POOL_IDLE_TIMEOUT)
             .default_headers(crate::scenarios::signed_in()?)
             .build()?,
         broker: ports::local_http(ports::BROKER),
@@ -495,7 +497,12 @@ async fn load_loop(
             .send()
             .await
         {
-            Err(e) => Outcome::Unclear(e.to_string()),
+            // With its causes: reqwest's own words name only the URL.
+            Err(e) => Outcome::Unclear(format!(
+                "{:#} after {} ms",
+                anyhow::Error::new(e),
+                sent.elapsed().as_millis()
+            )),
             Ok(response) => {
                 let status = response.status();
                 let envelope: Option<Value> = response.json().await.ok();

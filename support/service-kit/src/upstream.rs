@@ -15,6 +15,14 @@ use serde_json::Value;
 
 use crate::http::ApiError;
 
+/// How long a pooled connection may sit idle before it is dropped
+/// instead of reused. It must stay below the servers' own limit for an idle
+/// keep-alive connection (the header-read timeout, 10 s by default,
+/// `HEADER_READ_TIMEOUT_SECS`): a connection reused at the moment the server
+/// closes it fails the request sent on it, and a request that may not be
+/// repeated (a login, a mail) then fails.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// What a service answered: its status and its envelope.
 #[derive(Debug, Clone)]
 pub struct Reply {
@@ -39,7 +47,7 @@ impl ServiceClient {
         let http = reqwest::Client::builder()
             .connect_timeout(timeout.min(Duration::from_secs(2)))
             .timeout(timeout)
-            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .build()
             .expect("a plain-HTTP client with timeouts always builds");
         Self {
@@ -136,5 +144,69 @@ impl ServiceClient {
         } else {
             ApiError::BadGateway(format!("{} failed", self.name)).logged(error)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// A keep-alive HTTP/1 server that answers every request with the
+    /// envelope and never closes a connection itself; counts connections.
+    async fn counting_server() -> (Url, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buffer = [0u8; 4096];
+                    let body = r#"{"error":false,"message":"ok"}"#;
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    // One read per request: a GET's head fits in one.
+                    while let Ok(n) = stream.read(&mut buffer).await {
+                        if n == 0 || stream.write_all(answer.as_bytes()).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        (base, accepted)
+    }
+
+    #[tokio::test]
+    async fn a_connection_idle_past_the_pool_limit_is_not_reused() {
+        let (base, accepted) = counting_server().await;
+        let client = ServiceClient::new("counting", base, Duration::from_secs(2));
+
+        for _ in 0..3 {
+            assert_eq!(client.get("/").await.unwrap().status, StatusCode::OK);
+        }
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            1,
+            "a warm connection is reused"
+        );
+
+        tokio::time::sleep(POOL_IDLE_TIMEOUT + Duration::from_millis(500)).await;
+        assert_eq!(client.get("/").await.unwrap().status, StatusCode::OK);
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            2,
+            "a connection idle for longer than {POOL_IDLE_TIMEOUT:?} is dropped, not reused"
+        );
     }
 }

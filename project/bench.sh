@@ -43,6 +43,18 @@ else
 fi
 trap '[ -z "$started" ] || "$ROOT/project/native/stop.sh"' EXIT
 
+# The Go original's broker beside the stack, for the same-run comparison of
+# `POST /` (project/go-original.sh; GO_ORIGINAL=0 skips it, and a build that
+# fails, without its source at hand, leaves the anchor's figures).
+if [ "$mode" = bench ] && [ "${GO_ORIGINAL:-1}" != 0 ]; then
+  if "$ROOT/project/go-original.sh" start; then
+    export GO_ORIGINAL_URL=http://127.0.0.1:80
+    trap '"$ROOT/project/go-original.sh" stop; [ -z "$started" ] || "$ROOT/project/native/stop.sh"' EXIT
+  else
+    warn "the Go original's broker did not start: its POST / rows are compared with the anchor's figures"
+  fi
+fi
+
 (cd "$ROOT" && cargo build --quiet --release -p bench)
 cd "$ROOT"
 BENCH_PYTHON=${BENCH_PYTHON:-$INFRA_DIR/venv/bin/python} RUN_DIR=$RUN_DIR "$ROOT/target/release/bench" "$mode"

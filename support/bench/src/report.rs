@@ -8,7 +8,7 @@ use authentication_service::passwords::BCRYPT_COST;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use crate::anchor::{self, Anchor};
+use crate::anchor;
 use crate::external::{MONGO_INSERT, Measured, SMTP_CATCHER};
 use crate::load::LoadResult;
 use crate::procs::{Sample, Usage};
@@ -20,7 +20,7 @@ pub struct Extra {
     /// Why an outside tool measured nothing.
     pub unmeasured: Vec<String>,
     /// The Go original's rows, sent to this stack by wrk.
-    pub anchors: Vec<(&'static Anchor, anyhow::Result<Measured>)>,
+    pub anchors: Vec<anchor::Compared>,
     pub open: Vec<Open>,
     pub bcrypt_ms: f64,
     pub amqp_e2e_ms: Vec<f64>,
@@ -377,26 +377,53 @@ fn anchor_verdicts(extra: &Extra, bcrypt_ceiling: f64) -> (usize, usize) {
     let met = extra
         .anchors
         .iter()
-        .filter(|(a, m)| m.as_ref().is_ok_and(|m| a.met(m, bcrypt_ceiling)))
+        .filter(|c| {
+            c.ours
+                .as_ref()
+                .is_ok_and(|m| c.anchor.met(m, c.go_now(), bcrypt_ceiling))
+        })
         .count();
     (met, extra.anchors.len())
 }
 
 /// The Go original's table, each row sent to this stack by wrk as it was
-/// to the Go original.
+/// to the Go original; the `POST /` rows also to the Go original's broker
+/// in this run, when it ran beside the stack.
 fn write_anchors(md: &mut String, extra: &Extra, bcrypt_ceiling: f64) -> anyhow::Result<()> {
     if extra.anchors.is_empty() {
         return Ok(());
     }
+    let go_ran = extra.anchors.iter().any(|c| c.go.is_some());
     writeln!(
         md,
-        "## Against the Go original\n\nThe anchor: {}. This project's figures: the same requests through the broker, sent by wrk (two threads, 10 s unless `BENCH_SECS` says otherwise) in this run. auth is compared by the share of each one's bcrypt ceiling, since the two hash at different costs (this run's ceiling: {bcrypt_ceiling:.1} logins/s).\n\n| path | concurrency | Go original | this project | ratio | target | |\n|---|---:|---|---|---:|---:|---|",
-        anchor::METHOD
+        "## Against the Go original\n\nThe anchor: {}. This project's figures: the same requests through the broker, sent by wrk (two threads, 10 s unless `BENCH_SECS` says otherwise) in this run. {} auth is compared by the share of each one's bcrypt ceiling, since the two hash at different costs (this run's ceiling: {bcrypt_ceiling:.1} logins/s).\n\n| path | concurrency | Go original | this project | ratio | target | |\n|---|---:|---|---|---:|---:|---|",
+        anchor::METHOD,
+        if go_ran {
+            format!(
+                "The `POST /` rows were also sent to the Go original's broker, built from its source and run beside this stack (`project/go-original.sh`), in turns with this stack's (Go, then this project, {} times; each side's median run is shown): their ratio is to that figure of this run, on this machine.",
+                anchor::SAME_RUN_ROUNDS
+            )
+        } else {
+            "The Go original's broker did not run beside this stack (`project/go-original.sh`, docs/bench/README.md): every ratio is to the anchor's figure.".to_owned()
+        },
     )?;
-    for (a, measured) in &extra.anchors {
-        match measured {
+    for c in &extra.anchors {
+        let a = c.anchor;
+        let go = match &c.go {
+            None => a.go_figure.to_owned(),
+            Some(Ok(g)) => format!(
+                "{:.0}/s, p50 {} ms, p99 {} ms in this run{} (anchor {})",
+                g.per_second,
+                ms(g.p50),
+                ms(g.p99),
+                errors_note(g.errors),
+                a.go_figure
+            ),
+            Some(Err(e)) => format!("{} (not measured in this run: {e:#})", a.go_figure),
+        };
+        match &c.ours {
             Ok(m) => {
-                let ratio = a.ratio(m, bcrypt_ceiling);
+                let ratio = a.ratio(m, c.go_now(), bcrypt_ceiling);
                 let ours = match a.measure {
                     anchor::Measure::Rate => format!(
                         "{:.0}/s, p50 {} ms, p99 {} ms",
@@ -410,33 +437,36 @@ fn write_anchors(md: &mut String, extra: &Extra, bcrypt_ceiling: f64) -> anyhow:
                         m.per_second / bcrypt_ceiling * 100.0
                     ),
                 };
-                let errors = if m.errors > 0 {
-                    format!(" ({} errors)", m.errors)
-                } else {
-                    String::new()
-                };
                 writeln!(
                     md,
-                    "| {} | {} | {} | {ours}{errors} | {ratio:.2}× | {:.1}× | {} |",
+                    "| {} | {} | {go} | {ours}{} | {ratio:.2}× | {:.1}× | {} |",
                     a.path.label(),
                     a.concurrency,
-                    a.go_figure,
+                    errors_note(m.errors),
                     a.target,
-                    verdict(a.met(m, bcrypt_ceiling))
+                    verdict(a.met(m, c.go_now(), bcrypt_ceiling))
                 )?;
             }
             Err(e) => writeln!(
                 md,
-                "| {} | {} | {} | not measured: {e:#} | | {:.1}× | missed |",
+                "| {} | {} | {go} | not measured: {e:#} | | {:.1}× | missed |",
                 a.path.label(),
                 a.concurrency,
-                a.go_figure,
                 a.target
             )?,
         }
     }
     md.push('\n');
     Ok(())
+}
+
+/// " (N errors)" after a figure, when there were any.
+fn errors_note(errors: u64) -> String {
+    if errors > 0 {
+        format!(" ({errors} errors)")
+    } else {
+        String::new()
+    }
 }
 
 /// At concurrency 1, each path against the sum of the medians of its

@@ -36,6 +36,14 @@ pub const COLLECTION: &str = "logs";
 /// How long the driver looks for a usable server (and a TCP connect may
 /// take) before an operation fails.
 pub const SERVER_SELECTION_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a pooled MongoDB connection may sit idle before the driver
+/// drops it rather than reuse it, unless `MONGO_URL` says otherwise
+/// (`maxIdleTimeMS`). Below what closes idle connections on the way or at
+/// the server (the MongoDB stand-in closes one idle for 300 s, many NATs
+/// and load balancers after 4 to 6 minutes): a write sent on a connection
+/// closed meanwhile fails, and a standalone server offers no retryable
+/// writes to cover it.
+pub const MAX_IDLE_TIME: Duration = Duration::from_secs(60);
 /// The longest any one store operation may take, retries included.
 pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
 /// The longest MongoDB itself may spend on one listing (`maxTimeMS`):
@@ -284,16 +292,24 @@ fn outcomes(
     outcomes
 }
 
+/// The driver's options: `url`'s, with this service's name, its timeouts
+/// and, where the URL sets none, [`MAX_IDLE_TIME`].
+async fn client_options(url: &Url) -> anyhow::Result<ClientOptions> {
+    let mut options = ClientOptions::parse(url.as_str())
+        .await
+        .context("MONGO_URL is not a usable MongoDB connection string")?;
+    options.app_name = Some("logger-service".to_owned());
+    options.server_selection_timeout = Some(SERVER_SELECTION_TIMEOUT);
+    options.connect_timeout = Some(SERVER_SELECTION_TIMEOUT);
+    options.max_idle_time.get_or_insert(MAX_IDLE_TIME);
+    Ok(options)
+}
+
 impl LogStore {
     /// Sets up the client; nothing is dialed until the first operation, so
     /// this succeeds while MongoDB is down.
     pub async fn connect(url: &Url, database: &str) -> anyhow::Result<Self> {
-        let mut options = ClientOptions::parse(url.as_str())
-            .await
-            .context("MONGO_URL is not a usable MongoDB connection string")?;
-        options.app_name = Some("logger-service".to_owned());
-        options.server_selection_timeout = Some(SERVER_SELECTION_TIMEOUT);
-        options.connect_timeout = Some(SERVER_SELECTION_TIMEOUT);
+        let options = client_options(url).await?;
         let client = Client::with_options(options).context("cannot create the MongoDB client")?;
         let logs = client.database(database).collection(COLLECTION);
         let newest = NewestTimes::new(client.database(database).collection(newest::COLLECTION));
@@ -541,6 +557,17 @@ mod tests {
         assert!(invalid(&"é".repeat(129), "x"));
         assert!(!invalid(&"n".repeat(MAX_LOG_NAME_BYTES), "x"));
         assert!(!invalid(" event ", ""));
+    }
+
+    #[tokio::test]
+    async fn idle_connections_are_dropped_after_a_minute_unless_the_url_says() {
+        let plain = Url::parse("mongodb://127.0.0.1:27017").unwrap();
+        let plain = client_options(&plain).await.unwrap();
+        assert_eq!(plain.max_idle_time, Some(MAX_IDLE_TIME));
+        assert_eq!(plain.app_name.as_deref(), Some("logger-service"));
+        let set = Url::parse("mongodb://127.0.0.1:27017/?maxIdleTimeMS=700").unwrap();
+        let set = client_options(&set).await.unwrap();
+        assert_eq!(set.max_idle_time, Some(Duration::from_millis(700)));
     }
 
     #[test]

@@ -242,10 +242,9 @@ pub async fn run() -> anyhow::Result<()> {
         .unwrap_or_else(|_| format!("mongodb://127.0.0.1:{}", ports::MONGODB));
     let only = std::env::var("FAULTS").ok();
     let env = Env {
-        http: reqwest::Client::builder()
+        // Below the broker's idle keep-alive limit, as its own clients.
+        http: service_kit::upstream::client_builder()
             .timeout(Duration::from_secs(30))
-            // Below the broker's idle keep-alive limit, as its own clients.
-            .pool_idle_timeout(service_kit::upstream::POOL_IDLE_TIMEOUT)
             .default_headers(crate::scenarios::signed_in()?)
             .build()?,
         broker: ports::local_http(ports::BROKER),

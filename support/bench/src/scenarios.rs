@@ -74,10 +74,9 @@ pub struct Clients {
 
 impl Clients {
     pub async fn connect(endpoints: Endpoints) -> anyhow::Result<Arc<Self>> {
-        let http = reqwest::Client::builder()
+        // Below the broker's idle keep-alive limit, as its own clients.
+        let http = service_kit::upstream::client_builder()
             .timeout(Duration::from_secs(30))
-            // Below the broker's idle keep-alive limit, as its own clients.
-            .pool_idle_timeout(service_kit::upstream::POOL_IDLE_TIMEOUT)
             .pool_max_idle_per_host(256)
             .default_headers(signed_in()?)
             .build()?;

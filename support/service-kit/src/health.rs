@@ -150,7 +150,9 @@ impl HttpCheck {
     /// Checks `<base>/readyz`.
     pub fn readyz(name: impl Into<String>, base: &Url) -> Self {
         let url = base.join("readyz").unwrap_or_else(|_| base.clone());
-        let client = reqwest::Client::builder()
+        // Probes come every few seconds, near the server's 10 s idle
+        // close: the same pool rule as every other client.
+        let client = crate::upstream::client_builder()
             .timeout(CHECK_TIMEOUT)
             .build()
             .expect("a client with no TLS and a timeout always builds");

@@ -23,6 +23,12 @@ use crate::http::ApiError;
 /// repeated (a login, a mail) then fails.
 pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A reqwest client builder with the pool rule every client of the
+/// system's own HTTP servers follows ([`POOL_IDLE_TIMEOUT`]).
+pub fn client_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder().pool_idle_timeout(POOL_IDLE_TIMEOUT)
+}
+
 /// What a service answered: its status and its envelope.
 #[derive(Debug, Clone)]
 pub struct Reply {
@@ -44,10 +50,9 @@ impl ServiceClient {
     /// A client for the service called `name` at `base`; each call may take
     /// at most `timeout`, connecting at most 2 s of it.
     pub fn new(name: &'static str, base: Url, timeout: Duration) -> Self {
-        let http = reqwest::Client::builder()
+        let http = client_builder()
             .connect_timeout(timeout.min(Duration::from_secs(2)))
             .timeout(timeout)
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .build()
             .expect("a plain-HTTP client with timeouts always builds");
         Self {

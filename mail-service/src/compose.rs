@@ -1,7 +1,10 @@
 //! Turns a request into the MIME message that is sent: one
 //! multipart/alternative message with the text exactly as given, and an HTML
-//! version rendered from `templates/mail.html` (compiled into the binary)
-//! whose CSS is inlined, since mail clients drop `<style>` blocks.
+//! version rendered from `templates/mail.html` (compiled into the binary),
+//! whose styles are written inline, since mail clients drop `<style>`
+//! blocks. (Inlining a stylesheet per mail, as css-inline did, parsed the
+//! whole document again for every mail: most of the service's own CPU time
+//! per mail, docs/bench/README.md.)
 
 use std::hash::{BuildHasher, RandomState};
 
@@ -23,13 +26,33 @@ pub struct Mail {
 #[template(path = "mail.html")]
 struct MailHtml<'a> {
     subject: &'a str,
-    /// HTML-escaped by the `linebreaks` filter, which also turns blank lines
-    /// into paragraphs and single newlines into `<br/>`.
-    message: &'a str,
+    /// The message's paragraphs, each its lines: one `<p>` per paragraph,
+    /// `<br/>` between lines, each line HTML-escaped.
+    paragraphs: Vec<Vec<&'a str>>,
     sender: &'a str,
 }
 
-/// The HTML version of `mail`, with its CSS moved into `style` attributes.
+/// `text` as paragraphs of lines: blank lines part paragraphs, single
+/// newlines part lines (`\r\n` as `\n`); no empty paragraph.
+fn paragraphs(text: &str) -> Vec<Vec<&str>> {
+    let mut paragraphs = Vec::new();
+    let mut current = Vec::new();
+    for line in text.lines() {
+        if line.trim().is_empty() {
+            if !current.is_empty() {
+                paragraphs.push(std::mem::take(&mut current));
+            }
+        } else {
+            current.push(line);
+        }
+    }
+    if !current.is_empty() {
+        paragraphs.push(current);
+    }
+    paragraphs
+}
+
+/// The HTML version of `mail`.
 pub fn render_html(mail: &Mail) -> anyhow::Result<String> {
     let sender = mail
         .from
@@ -37,14 +60,13 @@ pub fn render_html(mail: &Mail) -> anyhow::Result<String> {
         .as_deref()
         .filter(|name| !name.is_empty())
         .map_or_else(|| mail.from.email.to_string(), str::to_owned);
-    let html = MailHtml {
+    MailHtml {
         subject: &mail.subject,
-        message: &mail.text,
+        paragraphs: paragraphs(&mail.text),
         sender: &sender,
     }
     .render()
-    .context("cannot render the mail template")?;
-    css_inline::inline(&html).context("cannot inline the mail template's CSS")
+    .context("cannot render the mail template")
 }
 
 /// The complete message: headers, the plain part and the HTML part.
@@ -135,6 +157,20 @@ mod tests {
             "header injected: {headers}"
         );
         assert!(headers.contains("Subject: =?utf-8?"), "{headers}");
+    }
+
+    #[test]
+    fn blank_lines_part_paragraphs_and_newlines_part_lines() {
+        assert_eq!(
+            paragraphs("one\r\ntwo\n\n\n  \nthree\n"),
+            vec![vec!["one", "two"], vec!["three"]]
+        );
+        assert!(paragraphs("").is_empty());
+        assert!(paragraphs("\n \n").is_empty());
+        let html = render_html(&mail("a\n\nb\nc")).unwrap();
+        let body = &html[html.find("<p").unwrap()..html.rfind("</p>").unwrap() + 4];
+        assert_eq!(body.matches("<p style=").count(), 2, "{body}");
+        assert!(body.contains(">b<br/>c</p>"), "{body}");
     }
 
     #[test]

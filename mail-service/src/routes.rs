@@ -12,6 +12,10 @@ use service_kit::http::{ApiError, JsonBody};
 use crate::AppState;
 use crate::compose::{self, Mail};
 
+/// A mail of at most this many bytes of text is composed on the async
+/// worker that received it.
+const COMPOSE_INLINE_BYTES: usize = 16 * 1024;
+
 pub fn router(state: AppState) -> Router {
     Router::new().route("/send", post(send)).with_state(state)
 }
@@ -31,12 +35,17 @@ async fn send(
         subject: payload.subject,
         text: payload.message,
     };
-    let domain = state.domain.clone();
-    // Rendering and CSS inlining parse HTML: keep a large message off the
-    // async workers.
-    let message = tokio::task::spawn_blocking(move || compose::build_message(&mail, &domain))
-        .await
-        .context("the message builder panicked")??;
+    // Composing takes microseconds for a usual mail; a large one (the body
+    // may be up to a MiB) is encoded on the blocking pool, off the async
+    // workers. Handing every mail to that pool cost two thread switches.
+    let message = if mail.text.len() + mail.subject.len() <= COMPOSE_INLINE_BYTES {
+        compose::build_message(&mail, &state.domain)?
+    } else {
+        let domain = state.domain.clone();
+        tokio::task::spawn_blocking(move || compose::build_message(&mail, &domain))
+            .await
+            .context("the message builder panicked")??
+    };
     let response = state.mailer.send(message).await.inspect_err(|e| {
         tracing::warn!(error = %e, "mail not sent");
     })?;

@@ -10,10 +10,12 @@
 //! - [`serve`]: an HTTP server that drains in-flight requests on shutdown,
 //!   for a bounded time.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
+use axum::body::{Body, HttpBody};
 use axum::extract::ConnectInfo;
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Query, Request, State};
 use axum::http::request::Parts;
@@ -21,6 +23,7 @@ use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json, Router};
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -30,7 +33,7 @@ use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use tower::Layer;
+use tower::{Service, ServiceBuilder};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use tracing::Span;
@@ -215,15 +218,36 @@ impl<S: Send + Sync> FromRequestParts<S> for Paging {
 /// each request gets its id ([`crate::request_id`]), echoed in the
 /// response, and is cut off with 504 after `request_timeout`; and
 /// `tower_http`'s [`TraceLayer`] logs one line per request (status and
-/// latency, in a span with the method, path and request id).
-pub fn with_conventions(router: Router, request_timeout: Duration) -> Router {
+/// latency, in a span with the method, path and request id). With
+/// `origins`, a browser request from any other origin is a 403 before
+/// anything else runs, and the allowed ones get CORS grants, preflights
+/// included ([`crate::origins`]).
+///
+/// The layers wrap the router once, as one service, rather than each route
+/// (`Router::layer`): a route's stack is cloned for every request, and
+/// that copying was a tenth of the broker's own time on `POST /`
+/// (docs/bench/README.md, "broker hit").
+pub fn with_conventions(
+    router: Router,
+    request_timeout: Duration,
+    origins: Option<crate::origins::Origins>,
+) -> impl Service<
+    Request,
+    Response = axum::http::Response<impl HttpBody<Data = Bytes, Error = axum::Error> + Send>,
+    Error = Infallible,
+    Future = impl Send,
+> + Clone
++ Send
++ Sync
++ 'static {
     let header = HeaderName::from_static(crate::request_id::HEADER);
-    router
+    let router = router
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn_with_state(request_timeout, time_out))
-        .layer(middleware::from_fn(crate::request_id::keep_current))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+    ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(header.clone(), MakeRequestUuid))
+        .layer(PropagateRequestIdLayer::new(header))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)
@@ -231,8 +255,11 @@ pub fn with_conventions(router: Router, request_timeout: Duration) -> Router {
                 .on_response(log_response)
                 .on_failure(()),
         )
-        .layer(PropagateRequestIdLayer::new(header.clone()))
-        .layer(SetRequestIdLayer::new(header, MakeRequestUuid))
+        .option_layer(origins.clone().map(crate::origins::RefuseOthersLayer))
+        .option_layer(origins.map(|o| o.cors()))
+        .layer(middleware::from_fn(crate::request_id::keep_current))
+        .layer(middleware::from_fn_with_state(request_timeout, time_out))
+        .service(router)
 }
 
 /// Probes are logged at debug level, everything else at info.
@@ -284,13 +311,23 @@ async fn time_out(State(limit): State<Duration>, req: Request, next: Next) -> Re
 /// connection is closed after it), and past `limits.max_connections` open
 /// connections a new one is closed at once, so a crowd of slow clients
 /// cannot take every socket.
-pub async fn serve(
+pub async fn serve<S, B>(
     listener: TcpListener,
-    app: Router,
+    app: S,
     shutdown: CancellationToken,
     grace: Duration,
     limits: ConnectionLimits,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    S: Service<Request, Response = axum::http::Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: HttpBody + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<axum::BoxError>,
+{
     // HTTP/1 only (every client of these servers speaks it: browsers over
     // plain HTTP, curl, reqwest, Caddy), served by hyper's own HTTP/1
     // connection: hyper-util's auto-detection would first wait, without any
@@ -321,7 +358,11 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         // The peer's address, for handlers that limit per client
         // (`ConnectInfo<SocketAddr>`).
-        let service = TowerToHyperService::new(Extension(ConnectInfo(peer)).layer(app.clone()));
+        let service = ServiceBuilder::new()
+            .map_request(|req: Request<Incoming>| req.map(Body::new))
+            .layer(Extension(ConnectInfo(peer)))
+            .service(app.clone());
+        let service = TowerToHyperService::new(service);
         let connection = builder.serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
@@ -355,12 +396,15 @@ pub struct HttpServer {
     service: &'static str,
     listener: TcpListener,
     router: Router,
+    request_timeout: Duration,
+    origins: Option<crate::origins::Origins>,
     grace: Duration,
     limits: ConnectionLimits,
 }
 
 impl HttpServer {
-    /// Binds `config.http_addr` and wraps `routes` in [`with_conventions`].
+    /// Binds `config.http_addr`; `routes` are served wrapped in
+    /// [`with_conventions`].
     pub async fn bind(
         service: &'static str,
         config: &crate::config::ServerConfig,
@@ -370,29 +414,24 @@ impl HttpServer {
         let listener = TcpListener::bind(config.http_addr)
             .await
             .with_context(|| format!("cannot listen on {}", config.http_addr))?;
-        let router = with_conventions(routes, config.request_timeout);
         Ok(Self {
             service,
             listener,
-            router,
+            router: routes,
+            request_timeout: config.request_timeout,
+            origins: None,
             grace: config.shutdown_grace,
             limits: config.limits,
         })
     }
 
     /// Answers browsers only from `origins` ([`crate::origins`]): a
-    /// request from any other origin is a 403 before anything runs, and
+    /// request from any other origin is a 403 before any route runs, and
     /// the allowed ones get CORS grants, preflights included. Applied
     /// outside every route and fallback, so an `OPTIONS` preflight never
     /// reaches the 405 fallback.
     pub fn with_origins(mut self, origins: crate::origins::Origins) -> Self {
-        self.router = self
-            .router
-            .layer(origins.cors())
-            .layer(middleware::from_fn_with_state(
-                origins,
-                crate::origins::refuse_others,
-            ));
+        self.origins = Some(origins);
         self
     }
 
@@ -407,14 +446,9 @@ impl HttpServer {
         use anyhow::Context;
         let addr = self.listener.local_addr()?;
         tracing::info!(service = self.service, %addr, "HTTP listening");
-        serve(
-            self.listener,
-            self.router,
-            shutdown,
-            self.grace,
-            self.limits,
-        )
-        .await
-        .context("HTTP server failed")
+        let app = with_conventions(self.router, self.request_timeout, self.origins);
+        serve(self.listener, app, shutdown, self.grace, self.limits)
+            .await
+            .context("HTTP server failed")
     }
 }

@@ -13,10 +13,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Request, State};
-use axum::http::{HeaderName, HeaderValue, Method, header};
-use axum::middleware::Next;
+use std::future::{Ready, ready};
+use std::task::{Context, Poll};
+
+use axum::http::{HeaderName, HeaderValue, Method, Request, header};
 use axum::response::{IntoResponse, Response};
+use futures::future::Either;
+use tower::{Layer, Service};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::config::{ConfigError, Env};
@@ -99,23 +102,62 @@ impl Origins {
     }
 }
 
-/// The 403 for a browser request from an origin not in the list (the
-/// middleware of [`crate::http::HttpServer::with_origins`]).
-pub async fn refuse_others(State(origins): State<Origins>, req: Request, next: Next) -> Response {
-    match req.headers().get(header::ORIGIN) {
-        Some(origin) if !origins.allows(origin) => {
-            let shown = origin.to_str().unwrap_or("(not text)");
-            tracing::warn!(
-                origin = shown,
-                path = req.uri().path(),
-                "refused a request from an origin not allowed"
-            );
-            ApiError::Forbidden(format!(
-                "requests from the origin {shown} are not allowed (CORS_ORIGINS)"
-            ))
-            .into_response()
+/// The 403 for a browser request from an origin not in the list: the
+/// layer of [`crate::http::HttpServer::with_origins`], in front of the CORS
+/// grants, so a preflight from such an origin is refused too.
+///
+/// A tower layer rather than an axum `from_fn`: that one clones everything
+/// behind it for every request, and here that is the CORS layer's header
+/// values (docs/bench/README.md, "broker hit").
+#[derive(Debug, Clone)]
+pub struct RefuseOthersLayer(pub Origins);
+
+impl<S> Layer<S> for RefuseOthersLayer {
+    type Service = RefuseOthers<S>;
+
+    fn layer(&self, inner: S) -> RefuseOthers<S> {
+        RefuseOthers {
+            origins: self.0.clone(),
+            inner,
         }
-        _ => next.run(req).await,
+    }
+}
+
+/// The service of [`RefuseOthersLayer`].
+#[derive(Debug, Clone)]
+pub struct RefuseOthers<S> {
+    origins: Origins,
+    inner: S,
+}
+
+impl<S, B> Service<Request<B>> for RefuseOthers<S>
+where
+    S: Service<Request<B>, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Either<Ready<Result<Response, S::Error>>, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        match req.headers().get(header::ORIGIN) {
+            Some(origin) if !self.origins.allows(origin) => {
+                let shown = origin.to_str().unwrap_or("(not text)");
+                tracing::warn!(
+                    origin = shown,
+                    path = req.uri().path(),
+                    "refused a request from an origin not allowed"
+                );
+                let refusal = ApiError::Forbidden(format!(
+                    "requests from the origin {shown} are not allowed (CORS_ORIGINS)"
+                ));
+                Either::Left(ready(Ok(refusal.into_response())))
+            }
+            _ => Either::Right(self.inner.call(req)),
+        }
     }
 }
 

@@ -257,8 +257,10 @@ pub fn with_conventions(
         )
         .option_layer(origins.clone().map(crate::origins::RefuseOthersLayer))
         .option_layer(origins.map(|o| o.cors()))
-        .layer(middleware::from_fn(crate::request_id::keep_current))
-        .layer(middleware::from_fn_with_state(request_timeout, time_out))
+        .layer(middleware::from_fn_with_state(
+            request_timeout,
+            scoped_in_time,
+        ))
         .service(router)
 }
 
@@ -295,12 +297,26 @@ fn log_response(response: &Response, latency: Duration, span: &Span) {
     }
 }
 
-async fn time_out(State(limit): State<Duration>, req: Request, next: Next) -> Response {
-    match tokio::time::timeout(limit, next.run(req)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::Timeout(format!("request took longer than {} ms", limit.as_millis()))
-            .into_response(),
-    }
+/// Makes the request's `x-request-id` (set by the layer in front of it)
+/// the task's current id while it is handled ([`crate::request_id`]), and
+/// answers 504 once it has taken longer than `limit`. One middleware for
+/// both: each `from_fn` boxes and clones what is behind it per request.
+async fn scoped_in_time(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get(crate::request_id::HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    crate::request_id::scope(id, async move {
+        match tokio::time::timeout(limit, next.run(req)).await {
+            Ok(response) => response,
+            Err(_) => {
+                ApiError::Timeout(format!("request took longer than {} ms", limit.as_millis()))
+                    .into_response()
+            }
+        }
+    })
+    .await
 }
 
 /// Serves `app` on `listener` until `shutdown` is cancelled, then stops

@@ -12,9 +12,6 @@
 
 use std::future::Future;
 
-use axum::extract::Request;
-use axum::middleware::Next;
-use axum::response::Response;
 pub use proto::http::REQUEST_ID_HEADER as HEADER;
 
 tokio::task_local! {
@@ -42,17 +39,6 @@ pub fn to_trace_id(id: &str) -> Option<u128> {
 /// A tarpc trace id written as the request id it came from.
 pub fn from_trace_id(trace_id: u128) -> String {
     uuid::Uuid::from_u128(trace_id).hyphenated().to_string()
-}
-
-/// Middleware: makes the request's `x-request-id` (set by the layer in
-/// front of it) the task's current id while the request is handled.
-pub(crate) async fn keep_current(req: Request, next: Next) -> Response {
-    let id = req
-        .headers()
-        .get(HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    scope(id, next.run(req)).await
 }
 
 #[cfg(test)]

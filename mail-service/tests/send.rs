@@ -98,6 +98,29 @@ async fn line_breaks_become_html_paragraphs_and_breaks() {
     );
 }
 
+/// A mail past 16 KiB of text is composed on the blocking pool
+/// (`routes::COMPOSE_INLINE_BYTES`): it arrives whole all the same.
+#[tokio::test]
+async fn a_large_mail_arrives_whole() {
+    let line = "0123456789 abcdefghij <&> 0123456789 abcdefghij";
+    let message = vec![line; 1500].join("\n");
+    assert!(message.len() > 64 * 1024);
+    let received = deliver(json!({
+        "to": "bob@example.com",
+        "subject": "Large",
+        "message": message,
+    }))
+    .await;
+    let plain = received["text"].as_str().unwrap().replace("\r\n", "\n");
+    assert_eq!(plain.trim_end(), message, "the plain part, whole");
+    let html = received["html"].as_str().unwrap();
+    assert_eq!(html.matches("<br/>").count(), 1499, "every line break");
+    assert_eq!(
+        html.matches("&lt;&amp;&gt;").count() + html.matches("&#60;&#38;&#62;").count(),
+        1500
+    );
+}
+
 #[tokio::test]
 async fn an_empty_from_is_the_configured_sender() {
     let mut catcher = MailCatcher::start().await;

@@ -202,8 +202,6 @@ mod tests {
 
     use super::{run, run_open};
 
-    /// A stall of the path holds no request back: every request due in the
-    /// window is sent, and those due during the stall count its time.
     /// Two workers, each answer 400 ms after it was asked: in the window
     /// from 0.5 to 1.5 s, each worker's answers at 0.8 and 1.2 s count,
     /// and those at 0.4 and 1.6 s do not: 4 answers, 4/s. (Counting the
@@ -235,6 +233,8 @@ mod tests {
         );
     }
 
+    /// A stall of the path holds no request back: every request due in the
+    /// window is sent, and those due during the stall count its time.
     #[tokio::test]
     async fn an_open_loop_keeps_its_schedule_through_a_stall() {
         let opens = Instant::now() + Duration::from_millis(210);

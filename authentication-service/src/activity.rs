@@ -5,6 +5,7 @@
 use serde_json::json;
 use service_kit::request_id;
 use service_kit::upstream::ServiceClient;
+use tracing::Instrument;
 
 #[derive(Clone)]
 pub struct ActivityLog {
@@ -18,7 +19,9 @@ impl ActivityLog {
 
     pub fn record(&self, data: String) {
         let logger = self.logger.clone();
-        // The spawned task takes the login's request id along.
+        // The spawned task takes the login's request id and span along,
+        // so its call to the logger is part of the login's trace.
+        let request = tracing::Span::current();
         tokio::spawn(request_id::scope(request_id::current(), async move {
             let entry = json!({"name": "authentication", "data": data});
             match logger.post("/log", &entry).await {
@@ -28,6 +31,6 @@ impl ActivityLog {
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot log a login attempt"),
             }
-        }));
+        }.instrument(request)));
     }
 }

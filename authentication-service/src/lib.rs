@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use service_kit::health::{self, Readiness};
 use service_kit::http::HttpServer;
+use service_kit::metrics::Metrics;
 use service_kit::origins::Origins;
 use service_kit::shutdown::CancellationToken;
 use service_kit::token::TokenKey;
@@ -53,13 +54,16 @@ impl Application {
     /// Sets up the (lazy) PostgreSQL pool and binds the HTTP listener;
     /// nothing here needs PostgreSQL to be up.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let users = UserStore::connect(&config.database_url, config.seed_admin)?;
+        let metrics = Metrics::new();
+        let users =
+            UserStore::connect(&config.database_url, config.seed_admin)?.with_metrics(&metrics);
         let passwords = Arc::new(Passwords::new(config.bcrypt).await?);
         let logger = ServiceClient::new(
             "logger-service",
             config.logger_url.clone(),
             Duration::from_secs(2),
-        );
+        )
+        .with_metrics(&metrics);
         let state = AppState {
             users: users.clone(),
             passwords,
@@ -72,7 +76,8 @@ impl Application {
         let routes = routes::router(state).merge(health::routes(readiness));
         let http = HttpServer::bind("authentication-service", &config.server, routes)
             .await?
-            .with_origins(Origins::none());
+            .with_origins(Origins::none())
+            .with_metrics(metrics);
         Ok(Self { http, users })
     }
 

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -11,9 +11,11 @@ use proto::http::User;
 use resilience::Backoff;
 use service_kit::config::Url;
 use service_kit::health::ReadinessCheck;
+use service_kit::metrics::{Dependency, Metrics, Outcome, Reading};
 use service_kit::shutdown::CancellationToken;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
+use tracing::Instrument;
 
 /// A row of `users`, hash included: it never leaves this service.
 #[derive(Debug, sqlx::FromRow)]
@@ -58,6 +60,8 @@ pub struct UserStore {
     /// Set once the migrations are applied; until then the service answers
     /// 503 and is not ready.
     migrated: Arc<AtomicBool>,
+    /// The user look-ups, counted as calls to PostgreSQL.
+    queries: Option<Dependency>,
 }
 
 impl UserStore {
@@ -73,7 +77,31 @@ impl UserStore {
             pool,
             seed_admin,
             migrated: Arc::default(),
+            queries: None,
         })
+    }
+
+    /// Counts each look-up in `metrics`, and reports the pool's open and
+    /// idle connections at each scrape.
+    pub fn with_metrics(mut self, metrics: &Metrics) -> Self {
+        self.queries = Some(metrics.dependency("postgresql", "postgresql"));
+        for state in ["open", "idle"] {
+            let pool = self.pool.clone();
+            metrics.register_reading(
+                "dependency_pool_connections",
+                "Connections in a client's pool, open and idle.",
+                Reading::Gauge,
+                &[("dependency", "postgresql"), ("state", state)],
+                move || {
+                    i64::from(if state == "open" {
+                        pool.size()
+                    } else {
+                        u32::try_from(pool.num_idle()).unwrap_or(u32::MAX)
+                    })
+                },
+            );
+        }
+        self
     }
 
     /// Runs the migrations, retrying with backoff for as long as PostgreSQL
@@ -164,14 +192,34 @@ impl UserStore {
         if !self.is_migrated() {
             return Err(StoreError::NotMigrated);
         }
-        sqlx::query_as::<_, UserRow>(
+        let span = service_kit::trace_span!(
+            "query",
+            otel.name = "SELECT users",
+            otel.kind = "client",
+            db.system.name = "postgresql",
+            db.collection.name = "users",
+            db.operation.name = "SELECT",
+            otel.status_code = tracing::field::Empty,
+        );
+        let started = Instant::now();
+        let found = sqlx::query_as::<_, UserRow>(
             "SELECT id, email, first_name, last_name, password, user_active, created_at, updated_at \
              FROM users WHERE lower(email) = lower($1)",
         )
         .bind(email)
         .fetch_optional(&self.pool)
-        .await
-        .map_err(database_error)
+        .instrument(span.clone())
+        .await;
+        let outcome = if found.is_ok() {
+            Outcome::Ok
+        } else {
+            span.record("otel.status_code", "ERROR");
+            Outcome::ServerError
+        };
+        if let Some(queries) = &self.queries {
+            queries.record(outcome, started.elapsed());
+        }
+        found.map_err(database_error)
     }
 }
 

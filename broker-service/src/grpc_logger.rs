@@ -1,24 +1,28 @@
 //! The logger over gRPC: one tonic channel, created once and shared. The
 //! channel dials lazily and re-dials by itself after the connection is lost.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use proto::grpc::log_service_client::LogServiceClient;
 use proto::grpc::{Log, LogRequest};
 use service_kit::config::Url;
 use service_kit::http::ApiError;
-use service_kit::request_id;
+use service_kit::metrics::{Dependency, Outcome};
+use service_kit::{request_id, telemetry};
 use tonic::Code;
 use tonic::transport::{Channel, Endpoint};
+use tracing::Instrument;
 
 #[derive(Clone)]
 pub struct GrpcLogger {
     client: LogServiceClient<Channel>,
     timeout: Duration,
+    calls: Dependency,
 }
 
 impl GrpcLogger {
-    pub fn new(url: &Url, timeout: Duration) -> anyhow::Result<Self> {
+    /// Each call is counted in `calls`.
+    pub fn new(url: &Url, timeout: Duration, calls: Dependency) -> anyhow::Result<Self> {
         let channel = Endpoint::from_shared(url.to_string())?
             .connect_timeout(Duration::from_secs(2))
             .timeout(timeout)
@@ -27,6 +31,7 @@ impl GrpcLogger {
         Ok(Self {
             client: LogServiceClient::new(channel),
             timeout,
+            calls,
         })
     }
 
@@ -36,6 +41,7 @@ impl GrpcLogger {
     /// id keeps it single. The logger's own answers (a refusal, MongoDB
     /// unavailable) and timeouts are not repeated.
     pub async fn log(&self, name: &str, data: &str, id: &str) -> Result<String, ApiError> {
+        let started = Instant::now();
         let answer = match self.write(name, data, id).await {
             Err(status) if failed_on_the_way(&status) => {
                 tracing::info!(code = ?status.code(), "gRPC call to logger-service failed; sending once more");
@@ -43,10 +49,28 @@ impl GrpcLogger {
             }
             answer => answer,
         };
-        answer.map_err(|status| self.failure(&status))
+        let answer = answer.map_err(|status| self.failure(&status));
+        let outcome = match &answer {
+            Ok(_) => Outcome::Ok,
+            Err(e) => Outcome::of_status(e.status()),
+        };
+        self.calls.record(outcome, started.elapsed());
+        answer
     }
 
+    /// One call, in a client span named as OpenTelemetry's RPC conventions
+    /// have it, whose trace context goes along as `traceparent` metadata.
     async fn write(&self, name: &str, data: &str, id: &str) -> Result<String, tonic::Status> {
+        let span = service_kit::trace_span!(
+            "call",
+            otel.name = "logs.LogService/WriteLog",
+            otel.kind = "client",
+            rpc.system.name = "grpc",
+            rpc.method = "logs.LogService/WriteLog",
+            peer.service = "logger-service",
+            rpc.response.status_code = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
         let mut request = tonic::Request::new(LogRequest {
             log_entry: Some(Log {
                 name: name.to_owned(),
@@ -57,8 +81,23 @@ impl GrpcLogger {
         if let Some(id) = request_id::current().and_then(|id| id.parse().ok()) {
             request.metadata_mut().insert(request_id::HEADER, id);
         }
-        let response = self.client.clone().write_log(request).await?;
-        Ok(response.into_inner().result)
+        if let Some(value) = telemetry::traceparent(&span).and_then(|v| v.parse().ok()) {
+            request.metadata_mut().insert(telemetry::TRACEPARENT, value);
+        }
+        let answer = self
+            .client
+            .clone()
+            .write_log(request)
+            .instrument(span.clone())
+            .await;
+        if let Err(status) = &answer {
+            span.record(
+                "rpc.response.status_code",
+                format_args!("{:?}", status.code()),
+            );
+            span.record("otel.status_code", "ERROR");
+        }
+        Ok(answer?.into_inner().result)
     }
 
     fn failure(&self, status: &tonic::Status) -> ApiError {

@@ -15,6 +15,7 @@ use axum::extract::FromRef;
 use service_kit::health::{self, HttpCheck, Readiness, TcpCheck};
 use service_kit::http::HttpServer;
 use service_kit::limit::PerClient;
+use service_kit::metrics::{Dependency, Metrics, Reading};
 use service_kit::shutdown::CancellationToken;
 use service_kit::token::TokenKey;
 use service_kit::upstream::ServiceClient;
@@ -47,6 +48,7 @@ struct Shared {
     logger: ServiceClient,
     mail: ServiceClient,
     publisher: Arc<log_queue::Publisher>,
+    amqp_calls: Dependency,
     rpc_logger: Arc<RpcLogger>,
     grpc_logger: GrpcLogger,
     token_key: TokenKey,
@@ -86,17 +88,49 @@ impl Application {
                 proto::ports::RABBITMQ,
             ));
         let timeout = config.upstream_timeout;
+        let metrics = Metrics::new();
+        let publisher = Arc::new(log_queue::Publisher::new(
+            config.amqp_url.to_string(),
+            timeout,
+        ));
+        let rpc_logger = Arc::new(RpcLogger::new(
+            config.logger_rpc_addr.clone(),
+            timeout,
+            metrics.dependency("logger-service", "tarpc"),
+        ));
+        let opened = |dependency, transport, count: Box<dyn Fn() -> u64 + Send + Sync>| {
+            metrics.register_reading(
+                "dependency_connections_opened",
+                "Connections made to a dependency: the first, then one after each loss.",
+                Reading::Counter,
+                &[("dependency", dependency), ("transport", transport)],
+                move || i64::try_from(count()).unwrap_or(i64::MAX),
+            );
+        };
+        let rpc = rpc_logger.clone();
+        opened(
+            "logger-service",
+            "tarpc",
+            Box::new(move || rpc.connections()),
+        );
+        let amqp = publisher.clone();
+        opened("rabbitmq", "amqp", Box::new(move || amqp.connections()));
         let state = AppState(Arc::new(Shared {
-            auth: ServiceClient::new("authentication-service", config.auth_url.clone(), timeout),
-            logger: ServiceClient::new("logger-service", config.logger_url.clone(), timeout),
+            auth: ServiceClient::new("authentication-service", config.auth_url.clone(), timeout)
+                .with_metrics(&metrics),
+            logger: ServiceClient::new("logger-service", config.logger_url.clone(), timeout)
+                .with_metrics(&metrics),
             // mail-service itself may take SEND_TIMEOUT_SECS (10) on SMTP.
-            mail: ServiceClient::new("mail-service", config.mail_url.clone(), timeout * 3),
-            publisher: Arc::new(log_queue::Publisher::new(
-                config.amqp_url.to_string(),
+            mail: ServiceClient::new("mail-service", config.mail_url.clone(), timeout * 3)
+                .with_metrics(&metrics),
+            publisher,
+            amqp_calls: metrics.dependency("rabbitmq", "amqp"),
+            rpc_logger,
+            grpc_logger: GrpcLogger::new(
+                &config.logger_grpc_url,
                 timeout,
-            )),
-            rpc_logger: Arc::new(RpcLogger::new(config.logger_rpc_addr.clone(), timeout)),
-            grpc_logger: GrpcLogger::new(&config.logger_grpc_url, timeout)?,
+                metrics.dependency("logger-service", "grpc"),
+            )?,
             token_key: config.security.token_key.clone(),
             trust_forwarded_for: config.security.trust_forwarded_for,
             login_limit: Arc::new(PerClient::per_minute(
@@ -111,7 +145,8 @@ impl Application {
         let routes = routes::router(state).merge(health::routes(readiness));
         let http = HttpServer::bind("broker-service", &config.server, routes)
             .await?
-            .with_origins(config.security.origins.clone());
+            .with_origins(config.security.origins.clone())
+            .with_metrics(metrics);
         Ok(Self { http })
     }
 

@@ -13,9 +13,11 @@ use proto::http::{AuthPayload, Envelope, LogPayload, MailPayload, RequestPayload
 use serde_json::Value;
 use service_kit::http::{ApiError, JsonBody, Paging};
 use service_kit::limit::client_ip;
-use service_kit::request_id;
+use service_kit::metrics::Outcome;
 use service_kit::token::Bearer;
 use service_kit::upstream::Reply;
+use service_kit::{request_id, telemetry};
+use tracing::Instrument;
 
 use crate::AppState;
 
@@ -130,14 +132,37 @@ async fn log(state: &AppState, transport: Transport, mut entry: LogPayload) -> A
                 name: entry.name,
                 data: entry.data,
             };
+            let level = entry.level.unwrap_or_default();
+            // A producer span, as OpenTelemetry's messaging conventions
+            // name it: "<operation> <destination>".
+            let span = service_kit::trace_span!(
+                "publish",
+                otel.name = format_args!("publish {}", proto::amqp::EXCHANGE),
+                otel.kind = "producer",
+                messaging.system = "rabbitmq",
+                messaging.destination.name = proto::amqp::EXCHANGE,
+                messaging.rabbitmq.destination.routing_key = level.routing_key(),
+                otel.status_code = tracing::field::Empty,
+            );
+            let request_id = request_id::current();
+            let traceparent = telemetry::traceparent(&span);
+            let headers: Vec<(&str, &str)> = [
+                request_id.as_deref().map(|v| (request_id::HEADER, v)),
+                traceparent.as_deref().map(|v| (telemetry::TRACEPARENT, v)),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            let publish = state.publisher.publish(level, &event, &id, &headers);
             state
-                .publisher
-                .publish(
-                    entry.level.unwrap_or_default(),
-                    &event,
-                    &id,
-                    request_id::current().as_deref(),
-                )
+                .amqp_calls
+                .time(publish.instrument(span.clone()), |result| match result {
+                    Ok(()) => Outcome::Ok,
+                    Err(_) => {
+                        span.record("otel.status_code", "ERROR");
+                        Outcome::ServerError
+                    }
+                })
                 .await
                 .map_err(publish_failure)?;
             "logged via RabbitMQ".to_owned()

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use proto::rpc::{LogRpcError, LogServiceClient};
 use resilience::Reconnecting;
 use service_kit::http::ApiError;
+use service_kit::metrics::{Dependency, Outcome};
 use service_kit::request_id;
 use tarpc::client::{self, RpcError};
 use tarpc::context;
@@ -18,20 +19,39 @@ pub struct RpcLogger {
     addr: String,
     timeout: Duration,
     connection: Reconnecting<LogServiceClient>,
+    calls: Dependency,
 }
 
 impl RpcLogger {
-    /// Nothing is dialed until the first call.
-    pub fn new(addr: String, timeout: Duration) -> Self {
+    /// Nothing is dialed until the first call; each call is counted in
+    /// `calls`.
+    pub fn new(addr: String, timeout: Duration, calls: Dependency) -> Self {
         Self {
             addr,
             timeout,
             connection: Reconnecting::new(),
+            calls,
         }
     }
 
+    /// Connections made so far.
+    pub fn connections(&self) -> u64 {
+        self.connection.dials()
+    }
+
     /// Writes one entry; answers the logger's `"Processed payload via RPC: <name>"`.
+    /// tarpc makes the call's client span itself, and carries its trace
+    /// context to the logger in the request's own context.
     pub async fn log(&self, name: &str, data: &str, id: &str) -> Result<String, ApiError> {
+        self.calls
+            .time(self.call(name, data, id), |answer| match answer {
+                Ok(_) => Outcome::Ok,
+                Err(e) => Outcome::of_status(e.status()),
+            })
+            .await
+    }
+
+    async fn call(&self, name: &str, data: &str, id: &str) -> Result<String, ApiError> {
         // A call that finds the connection already gone is retried once on
         // a fresh connection; the entry's id keeps a call that did arrive
         // from being stored twice.

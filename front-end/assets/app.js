@@ -58,7 +58,8 @@ async function callBroker(method, path, body) {
     } catch {
       envelope = { error: true, message: `HTTP ${response.status}: ${text.slice(0, 200)}` };
     }
-    return { ok: response.ok && !envelope.error, status: response.status, envelope };
+    const traceId = traceIdOf(response.headers.get("x-request-id"));
+    return { ok: response.ok && !envelope.error, status: response.status, envelope, traceId };
   } catch (error) {
     return {
       ok: false,
@@ -66,6 +67,13 @@ async function callBroker(method, path, body) {
       envelope: { error: true, message: `the broker is unreachable (${error.message})` },
     };
   }
+}
+
+// A request's trace id is its request id, a UUID, without the hyphens
+// (docs/observability.md); null for an id that is not a UUID.
+function traceIdOf(requestId) {
+  const hex = (requestId || "").replace(/-/g, "").toLowerCase();
+  return /^[0-9a-f]{32}$/.test(hex) ? hex : null;
 }
 
 // One button's request: shown in Sent, Received and the output log; errors
@@ -76,7 +84,8 @@ async function send(label, path, body) {
   const result = await callBroker("POST", path, body);
   show(received, result.envelope);
   const status = result.status ? `HTTP ${result.status}: ` : "";
-  logLine(result.ok ? "ok" : "error", `${label}: ${status}${result.envelope.message}`);
+  const trace = result.traceId ? `  (trace ${result.traceId})` : "";
+  logLine(result.ok ? "ok" : "error", `${label}: ${status}${result.envelope.message}${trace}`);
   return result;
 }
 

@@ -14,14 +14,14 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
 use futures::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,
-    BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
+    BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Confirmation, Connection, ConnectionProperties};
@@ -32,10 +32,12 @@ use proto::amqp::{
 use proto::http::{LogPayload, REQUEST_ID_HEADER};
 use reqwest::StatusCode;
 use resilience::Backoff;
-use service_kit::request_id;
+use service_kit::metrics::{Metrics as ServiceMetrics, Outcome};
 use service_kit::shutdown::CancellationToken;
 use service_kit::upstream::ServiceClient;
+use service_kit::{request_id, telemetry};
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use crate::metrics::Metrics;
 
@@ -47,6 +49,8 @@ const MAX_REASON_CHARS: usize = 500;
 /// How often the session checks that its connection is still up: lapin has
 /// been seen to leave a consumer stream silent after a broker restart.
 const WATCHDOG: Duration = Duration::from_secs(2);
+/// How long the look at the queue's depth may take.
+const QUEUE_LOOK_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Shared by the session and every in-flight delivery (one `Arc`, no copies).
 pub struct Consumer {
@@ -56,6 +60,9 @@ pub struct Consumer {
     pub retry_backoff: Duration,
     pub shutdown_grace: Duration,
     pub metrics: Arc<Metrics>,
+    /// The service's metrics: each event handled is a request served
+    /// over AMQP.
+    pub served: ServiceMetrics,
 }
 
 impl Consumer {
@@ -133,6 +140,7 @@ impl Consumer {
                     if !connection.status().connected() || !channel.status().connected() {
                         return Err(anyhow!("the connection to RabbitMQ was lost"));
                     }
+                    self.look_at_the_queue(&channel).await;
                 }
                 Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
             }
@@ -153,6 +161,75 @@ impl Consumer {
         Ok(())
     }
 
+    /// Notes how many messages wait in the queue (a passive declare, which
+    /// only reads); a slow answer is skipped, not waited for.
+    async fn look_at_the_queue(&self, channel: &Channel) {
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        let look = channel.queue_declare(QUEUE.into(), passive, FieldTable::default());
+        if let Ok(Ok(queue)) = tokio::time::timeout(QUEUE_LOOK_TIMEOUT, look).await {
+            self.metrics
+                .queue_depth
+                .store(i64::from(queue.message_count()), Ordering::Relaxed);
+        }
+    }
+
+    /// Handles one delivery ([`Consumer::store`]) as a consumer span, a
+    /// child of the span that published it (its `traceparent` header),
+    /// and counts it as a request served over AMQP.
+    async fn handle(
+        self: Arc<Self>,
+        channel: Channel,
+        delivery: Delivery,
+        shutdown: CancellationToken,
+    ) {
+        let span = service_kit::trace_span!(
+            "process",
+            otel.name = format_args!("process {QUEUE}"),
+            otel.kind = "consumer",
+            messaging.system = "rabbitmq",
+            messaging.destination.name = QUEUE,
+            messaging.message.id = tracing::field::Empty,
+            request_id = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
+        if telemetry::exporting() {
+            telemetry::follow_traceparent(
+                &span,
+                string_header(&delivery, telemetry::TRACEPARENT).as_deref(),
+            );
+            if let Some(id) = delivery.properties.message_id() {
+                span.record("messaging.message.id", id.as_str());
+            }
+        }
+        let request_id = string_header(&delivery, REQUEST_ID_HEADER);
+        if let Some(id) = &request_id {
+            span.record("request_id", id.as_str());
+        }
+        let started = Instant::now();
+        let outcome = self
+            .store(channel, delivery, request_id.clone(), shutdown)
+            .instrument(span.clone())
+            .await;
+        if outcome == Outcome::ServerError {
+            span.record("otel.status_code", "ERROR");
+        }
+        let took = started.elapsed();
+        self.served.served("amqp", QUEUE, outcome, took);
+        // One line per event, as the HTTP services write one per request.
+        let latency_ms = (took.as_secs_f64() * 1e6).round() / 1e3;
+        span.in_scope(|| {
+            tracing::info!(
+                request_id = request_id.as_deref().unwrap_or_default(),
+                outcome = outcome.as_str(),
+                latency_ms,
+                "event"
+            )
+        });
+    }
+
     /// Stores one event, then acknowledges it; or dead-letters it when it is
     /// poison. A store that fails for any other reason (the logger or
     /// MongoDB down, a timeout, a 5xx) is retried, with backoff, for as long
@@ -160,17 +237,23 @@ impl Consumer {
     /// every prefetch slot held the listener takes no new deliveries until
     /// the store path is back. On shutdown the retrying stops and the event
     /// returns to the queue.
-    async fn handle(
-        self: Arc<Self>,
+    ///
+    /// The outcome: stored (ok), poison (the client's error), or not
+    /// stored before shutdown (this side's).
+    async fn store(
+        &self,
         channel: Channel,
         delivery: Delivery,
+        request_id: Option<String>,
         shutdown: CancellationToken,
-    ) {
+    ) -> Outcome {
         let entry = match decode(&delivery) {
             Ok(entry) => entry,
-            Err(reason) => return self.dead_letter(&channel, &delivery, &reason).await,
+            Err(reason) => {
+                self.dead_letter(&channel, &delivery, &reason).await;
+                return Outcome::ClientError;
+            }
         };
-        let request_id = delivery_request_id(&delivery);
         let mut backoff = Backoff::new(self.retry_backoff, BACKOFF_MAX);
         loop {
             let store = self.logger.post("/log", &entry);
@@ -184,11 +267,12 @@ impl Consumer {
                             tracing::warn!(error = %e, "stored, but the acknowledgement failed")
                         }
                     }
-                    return;
+                    return Outcome::Ok;
                 }
                 Ok(reply) if reply.status == StatusCode::BAD_REQUEST => {
                     let reason = format!("the logger refused it: {}", reply.envelope.message);
-                    return self.dead_letter(&channel, &delivery, &reason).await;
+                    self.dead_letter(&channel, &delivery, &reason).await;
+                    return Outcome::ClientError;
                 }
                 Ok(reply) => format!(
                     "logger answered {}: {}",
@@ -207,7 +291,7 @@ impl Consumer {
                 () = tokio::time::sleep(wait) => {}
                 // Unacknowledged, it goes back to the queue when the
                 // connection closes.
-                () = shutdown.cancelled() => return,
+                () = shutdown.cancelled() => return Outcome::ServerError,
             }
         }
     }
@@ -299,10 +383,11 @@ fn decode_event(body: &[u8], id: Option<String>) -> Result<LogPayload, String> {
     })
 }
 
-/// The `x-request-id` header the broker put on the message, if any.
-fn delivery_request_id(delivery: &Delivery) -> Option<String> {
+/// A string header the broker put on the message (`x-request-id`,
+/// `traceparent`), if any.
+fn string_header(delivery: &Delivery, name: &str) -> Option<String> {
     let headers = delivery.properties.headers().as_ref()?;
-    match headers.inner().get(REQUEST_ID_HEADER)? {
+    match headers.inner().get(name)? {
         AMQPValue::LongString(id) => Some(id.to_string()),
         _ => None,
     }

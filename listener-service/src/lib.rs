@@ -9,11 +9,10 @@ mod metrics;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use axum::Router;
-use axum::routing::get;
 use futures::future::BoxFuture;
 use service_kit::health::{self, HttpCheck, Readiness, ReadinessCheck};
 use service_kit::http::HttpServer;
+use service_kit::metrics::Metrics as ServiceMetrics;
 use service_kit::shutdown::CancellationToken;
 use service_kit::upstream::ServiceClient;
 
@@ -31,27 +30,29 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let metrics = Arc::new(Metrics::default());
+        let service_metrics = ServiceMetrics::new();
+        let metrics = Metrics::registered(&service_metrics);
         let consumer = Arc::new(Consumer {
             amqp_url: config.amqp_url.to_string(),
             logger: ServiceClient::new(
                 "logger-service",
                 config.logger_url.clone(),
                 config.logger_timeout,
-            ),
+            )
+            .with_metrics(&service_metrics),
             prefetch: config.prefetch,
             retry_backoff: config.retry_backoff,
             shutdown_grace: config.server.shutdown_grace,
             metrics: metrics.clone(),
+            served: service_metrics.clone(),
         });
         let readiness = Readiness::new()
             .with(Consuming(metrics.clone()))
             .with(HttpCheck::readyz("logger-service", &config.logger_url));
-        let served = metrics.clone();
-        let routes = Router::new()
-            .route("/metrics", get(move || async move { served.render() }))
-            .merge(health::routes(readiness));
-        let http = HttpServer::bind("listener-service", &config.server, routes).await?;
+        let routes = health::routes(readiness);
+        let http = HttpServer::bind("listener-service", &config.server, routes)
+            .await?
+            .with_metrics(service_metrics);
         Ok(Self {
             http,
             consumer,

@@ -56,7 +56,7 @@ impl Stack {
             data: format!("data of {name}"),
         };
         self.publisher
-            .publish(Level::Info, &event, id, None)
+            .publish(Level::Info, &event, id, &[])
             .await
             .expect("RabbitMQ confirms the event");
     }

@@ -7,12 +7,14 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use proto::grpc::log_service_server::{LogService, LogServiceServer};
 use proto::grpc::{LogRequest, LogResponse};
-use service_kit::request_id;
+use service_kit::metrics::{Metrics, Outcome};
 use service_kit::shutdown::CancellationToken;
+use service_kit::{request_id, telemetry};
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
-use tonic::{Request, Response, Status};
+use tonic::{Code, Request, Response, Status};
 use tonic_health::server::HealthReporter;
+use tracing::Instrument;
 
 use crate::store::{LogStore, NewLog, StoreError};
 
@@ -43,6 +45,7 @@ impl From<StoreError> for Status {
 /// Answers `WriteLog` by storing the entry.
 struct GrpcLogService {
     store: LogStore,
+    metrics: Metrics,
 }
 
 #[tonic::async_trait]
@@ -58,6 +61,18 @@ impl LogService for GrpcLogService {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_owned();
+        let span = service_kit::trace_span!(
+            "grpc",
+            otel.name = "logs.LogService/WriteLog",
+            otel.kind = "server",
+            rpc.system.name = "grpc",
+            rpc.method = "logs.LogService/WriteLog",
+            request_id,
+            rpc.response.status_code = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
+        let traceparent = request.metadata().get(telemetry::TRACEPARENT);
+        telemetry::follow_traceparent(&span, traceparent.and_then(|v| v.to_str().ok()));
         let result: Result<_, Status> = async {
             let log = request
                 .into_inner()
@@ -69,14 +84,30 @@ impl LogService for GrpcLogService {
                 result: "logged!".to_owned(),
             }))
         }
+        .instrument(span.clone())
         .await;
-        let latency_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
-        match &result {
+        let took = started.elapsed();
+        let latency_ms = (took.as_secs_f64() * 1e6).round() / 1e3;
+        let outcome = match &result {
+            Ok(_) => Outcome::Ok,
+            Err(s) => {
+                span.record("rpc.response.status_code", format_args!("{:?}", s.code()));
+                match s.code() {
+                    Code::InvalidArgument | Code::NotFound => Outcome::ClientError,
+                    _ => {
+                        span.record("otel.status_code", "ERROR");
+                        Outcome::ServerError
+                    }
+                }
+            }
+        };
+        self.metrics.served("grpc", "WriteLog", outcome, took);
+        span.in_scope(|| match &result {
             Ok(_) => tracing::info!(method = "WriteLog", request_id, latency_ms, "grpc"),
             Err(s) => {
                 tracing::info!(method = "WriteLog", request_id, latency_ms, code = ?s.code(), error = s.message(), "grpc")
             }
-        }
+        });
         result
     }
 }
@@ -85,6 +116,7 @@ impl LogService for GrpcLogService {
 pub struct GrpcServer {
     listener: TcpListener,
     store: LogStore,
+    metrics: Metrics,
     request_timeout: Duration,
     grace: Duration,
 }
@@ -93,6 +125,7 @@ impl GrpcServer {
     pub async fn bind(
         addr: SocketAddr,
         store: LogStore,
+        metrics: Metrics,
         request_timeout: Duration,
         grace: Duration,
     ) -> anyhow::Result<Self> {
@@ -102,6 +135,7 @@ impl GrpcServer {
         Ok(Self {
             listener,
             store,
+            metrics,
             request_timeout,
             grace,
         })
@@ -119,8 +153,11 @@ impl GrpcServer {
         health
             .set_serving::<LogServiceServer<GrpcLogService>>()
             .await;
-        let logs = LogServiceServer::new(GrpcLogService { store: self.store })
-            .max_decoding_message_size(MAX_MESSAGE_BYTES);
+        let logs = LogServiceServer::new(GrpcLogService {
+            store: self.store,
+            metrics: self.metrics,
+        })
+        .max_decoding_message_size(MAX_MESSAGE_BYTES);
         let server = tonic::transport::Server::builder()
             .timeout(self.request_timeout)
             .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))

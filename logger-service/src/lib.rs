@@ -20,6 +20,7 @@ pub mod store;
 use anyhow::Context as _;
 use service_kit::health::{self, Readiness};
 use service_kit::http::HttpServer;
+use service_kit::metrics::Metrics;
 use service_kit::origins::Origins;
 use service_kit::shutdown::CancellationToken;
 
@@ -41,7 +42,9 @@ impl Application {
     /// Sets up the MongoDB client (without dialing) and binds the HTTP,
     /// tarpc and gRPC listeners; port 0 picks a free port.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let store = LogStore::connect(&config.mongo_url, &config.mongo_database).await?;
+        let metrics = Metrics::new();
+        let store =
+            LogStore::connect_counted(&config.mongo_url, &config.mongo_database, &metrics).await?;
         tracing::info!(
             mongo_host = config.mongo_url.host_str().unwrap_or_default(),
             database = config.mongo_database,
@@ -52,11 +55,13 @@ impl Application {
             http::router(store.clone(), config.token_key.clone()).merge(health::routes(readiness));
         let http = HttpServer::bind("logger-service", &config.server, routes)
             .await?
-            .with_origins(Origins::none());
-        let rpc = RpcServer::bind(config.rpc_addr, store.clone()).await?;
+            .with_origins(Origins::none())
+            .with_metrics(metrics.clone());
+        let rpc = RpcServer::bind(config.rpc_addr, store.clone(), metrics.clone()).await?;
         let grpc = GrpcServer::bind(
             config.grpc_addr,
             store.clone(),
+            metrics,
             config.server.request_timeout,
             config.server.shutdown_grace,
         )

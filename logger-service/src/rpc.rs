@@ -8,8 +8,9 @@ use anyhow::Context as _;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use proto::rpc::{LogRpcError, LogService};
-use service_kit::request_id;
+use service_kit::metrics::{Metrics, Outcome};
 use service_kit::shutdown::CancellationToken;
+use service_kit::{request_id, telemetry};
 use tarpc::serde_transport::Transport;
 use tarpc::server::{BaseChannel, Channel};
 use tarpc::tokio_serde::formats::Json;
@@ -85,6 +86,7 @@ impl From<StoreError> for LogRpcError {
 #[derive(Clone)]
 struct RpcLogService {
     store: LogStore,
+    metrics: Metrics,
 }
 
 impl LogService for RpcLogService {
@@ -96,6 +98,9 @@ impl LogService for RpcLogService {
         id: Option<String>,
     ) -> Result<String, LogRpcError> {
         let started = Instant::now();
+        // tarpc's server span, in which this runs, as the client names its
+        // own: "<service>.<method>".
+        telemetry::rename(&tracing::Span::current(), "LogService.log_info");
         let request_id = request_id::from_trace_id(context.trace_context.trace_id.into());
         let result = async {
             let entry = NewLog::new(name, data)?.with_id(id.as_deref())?;
@@ -105,7 +110,14 @@ impl LogService for RpcLogService {
         }
         .await
         .map_err(LogRpcError::from);
-        let latency_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
+        let took = started.elapsed();
+        let latency_ms = (took.as_secs_f64() * 1e6).round() / 1e3;
+        let outcome = match &result {
+            Ok(_) => Outcome::Ok,
+            Err(LogRpcError::InvalidArgument(_)) => Outcome::ClientError,
+            Err(_) => Outcome::ServerError,
+        };
+        self.metrics.served("tarpc", "log_info", outcome, took);
         match &result {
             Ok(_) => tracing::info!(method = "log_info", request_id, latency_ms, "rpc"),
             Err(e) => {
@@ -119,17 +131,21 @@ impl LogService for RpcLogService {
 /// The tarpc listener, bound and ready to serve.
 pub struct RpcServer {
     incoming: Incoming,
-    store: LogStore,
+    service: RpcLogService,
 }
 
 impl RpcServer {
-    pub async fn bind(addr: SocketAddr, store: LogStore) -> anyhow::Result<Self> {
+    /// Binds `addr`; each call is counted in `metrics`.
+    pub async fn bind(addr: SocketAddr, store: LogStore, metrics: Metrics) -> anyhow::Result<Self> {
         let codec: fn() -> Codec = ClampedJson::default;
         let mut incoming = tarpc::serde_transport::tcp::listen(addr, codec)
             .await
             .with_context(|| format!("cannot listen for RPC on {addr}"))?;
         incoming.config_mut().max_frame_length(MAX_FRAME_BYTES);
-        Ok(Self { incoming, store })
+        Ok(Self {
+            incoming,
+            service: RpcLogService { store, metrics },
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -142,10 +158,9 @@ impl RpcServer {
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let Self {
             mut incoming,
-            store,
+            service,
         } = self;
         tracing::info!(addr = %incoming.local_addr(), "RPC listening");
-        let service = RpcLogService { store };
         let mut connections = JoinSet::new();
         loop {
             tokio::select! {

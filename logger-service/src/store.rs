@@ -9,7 +9,7 @@
 //! [`StoreError::Unavailable`], never a hang.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use chrono::{SecondsFormat, Utc};
@@ -26,8 +26,11 @@ use resilience::Backoff;
 use serde::{Deserialize, Serialize};
 use service_kit::config::Url;
 use service_kit::health::ReadinessCheck;
+use service_kit::metrics::prometheus_client::metrics::histogram::Histogram;
+use service_kit::metrics::{Dependency, Metrics, Outcome};
 use service_kit::shutdown::CancellationToken;
 use tokio::sync::{Semaphore, mpsc, oneshot};
+use tracing::Instrument;
 
 use crate::newest::{self, NewestTimes};
 
@@ -214,6 +217,7 @@ async fn write_batches(
     logs: Collection<LogDocument>,
     newest: NewestTimes,
     mut pending: mpsc::Receiver<PendingWrite>,
+    observed: BatchMetrics,
 ) {
     let writers = Arc::new(Semaphore::new(WRITERS));
     let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -225,13 +229,18 @@ async fn write_batches(
             return;
         }
         let writes: Vec<PendingWrite> = std::mem::take(&mut batch);
-        let (logs, newest) = (logs.clone(), newest.clone());
+        let (logs, newest, observed) = (logs.clone(), newest.clone(), observed.clone());
         tokio::spawn(async move {
             let docs: Vec<&LogDocument> = writes.iter().map(|w| &w.doc).collect();
-            let outcomes = outcomes(
-                writes.len(),
-                within_limit(logs.insert_many(docs).ordered(false)).await,
-            );
+            observed.sizes.observe(writes.len() as f64);
+            let started = Instant::now();
+            let result = within_limit(logs.insert_many(docs).ordered(false)).await;
+            let outcome = match &result {
+                Ok(Ok(_)) => Outcome::Ok,
+                _ => Outcome::ServerError,
+            };
+            observed.inserts.record(outcome, started.elapsed());
+            let outcomes = outcomes(writes.len(), result);
             if writes.len() > 1 {
                 tracing::debug!(entries = writes.len(), "batch stored");
             }
@@ -245,6 +254,29 @@ async fn write_batches(
             newest.record(&created);
             drop(writer);
         });
+    }
+}
+
+/// What the writer counts: each `insert_many` as a call to MongoDB, and
+/// how many entries each carried.
+#[derive(Clone)]
+struct BatchMetrics {
+    inserts: Dependency,
+    sizes: Histogram,
+}
+
+impl BatchMetrics {
+    fn new(metrics: &Metrics) -> Self {
+        let sizes = Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]);
+        metrics.register(
+            "logger_batch_entries",
+            "Entries each insert_many carried (writes are coalesced).",
+            sizes.clone(),
+        );
+        Self {
+            inserts: metrics.dependency("mongodb", "mongodb"),
+            sizes,
+        }
     }
 }
 
@@ -309,12 +341,26 @@ impl LogStore {
     /// Sets up the client; nothing is dialed until the first operation, so
     /// this succeeds while MongoDB is down.
     pub async fn connect(url: &Url, database: &str) -> anyhow::Result<Self> {
+        Self::connect_counted(url, database, &Metrics::new()).await
+    }
+
+    /// As [`LogStore::connect`], counting its writes in `metrics`.
+    pub async fn connect_counted(
+        url: &Url,
+        database: &str,
+        metrics: &Metrics,
+    ) -> anyhow::Result<Self> {
         let options = client_options(url).await?;
         let client = Client::with_options(options).context("cannot create the MongoDB client")?;
         let logs = client.database(database).collection(COLLECTION);
         let newest = NewestTimes::new(client.database(database).collection(newest::COLLECTION));
         let (writes, pending) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(write_batches(logs.clone(), newest.clone(), pending));
+        tokio::spawn(write_batches(
+            logs.clone(),
+            newest.clone(),
+            pending,
+            BatchMetrics::new(metrics),
+        ));
         Ok(Self {
             client,
             logs,
@@ -338,18 +384,38 @@ impl LogStore {
         let (stored, outcome) = oneshot::channel();
         let entry = LogEntry::from(doc.clone());
         let queued = PendingWrite { doc, stored };
-        self.writes
-            .send(queued)
-            .await
-            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
-        match outcome.await {
-            Ok(Ok(Stored::New)) => Ok(entry),
-            Ok(Ok(Stored::AlreadyThere)) => {
+        // The write as a client span: the wait for a writer and the
+        // insert_many it went out in (with whatever entries shared it).
+        let span = service_kit::trace_span!(
+            "insert",
+            otel.name = "insert logs",
+            otel.kind = "client",
+            db.system.name = "mongodb",
+            db.collection.name = COLLECTION,
+            db.operation.name = "insert",
+            otel.status_code = tracing::field::Empty,
+        );
+        let stored = async {
+            self.writes
+                .send(queued)
+                .await
+                .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
+            outcome
+                .await
+                .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))
+        }
+        .instrument(span.clone())
+        .await;
+        if matches!(stored, Err(_) | Ok(Err(_))) {
+            span.record("otel.status_code", "ERROR");
+        }
+        match stored? {
+            Ok(Stored::New) => Ok(entry),
+            Ok(Stored::AlreadyThere) => {
                 tracing::debug!(id = entry.id, "already stored");
                 self.get(&entry.id).await
             }
-            Ok(Err(failure)) => Err(failure.into()),
-            Err(_) => Err(StoreError::Unavailable("the writer has stopped".into())),
+            Err(failure) => Err(failure.into()),
         }
     }
 

@@ -17,6 +17,7 @@ use anyhow::Context as _;
 use lettre::message::Mailbox;
 use service_kit::health::{self, Readiness, TcpCheck};
 use service_kit::http::HttpServer;
+use service_kit::metrics::Metrics;
 use service_kit::shutdown::CancellationToken;
 
 pub use config::{Config, Encryption};
@@ -47,7 +48,8 @@ impl Application {
             .parse()
             .with_context(|| format!("FROM_ADDRESS {:?} is not an address", config.from_address))?;
         let default_from = Mailbox::new(Some(config.from_name.clone()), from_address);
-        let mailer = Mailer::new(&config)?;
+        let metrics = Metrics::new();
+        let mailer = Mailer::new(&config, &metrics)?;
         let state = AppState {
             mailer: mailer.clone(),
             default_from,
@@ -55,7 +57,9 @@ impl Application {
         };
         let readiness = Readiness::new().with(TcpCheck::new("smtp", &config.host, config.port));
         let routes = routes::router(state).merge(health::routes(readiness));
-        let http = HttpServer::bind("mail-service", &config.server, routes).await?;
+        let http = HttpServer::bind("mail-service", &config.server, routes)
+            .await?
+            .with_metrics(metrics);
         Ok(Self { http, mailer })
     }
 

@@ -22,6 +22,7 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -35,6 +36,7 @@ use lettre::transport::smtp::extension::ClientId;
 use lettre::transport::smtp::response::Response;
 use service_kit::config::ExposeSecret as _;
 use service_kit::http::ApiError;
+use service_kit::metrics::{Dependency, Metrics, Outcome, Reading};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
@@ -42,6 +44,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
+use tracing::Instrument;
 
 use crate::config::{Config, Encryption};
 
@@ -110,6 +113,10 @@ struct Inner {
     /// One permit per connection that may be open.
     slots: Semaphore,
     send_timeout: Duration,
+    /// Each send, counted as a call to the SMTP server.
+    sends: Dependency,
+    /// Connections opened to the SMTP server.
+    opened: AtomicU64,
 }
 
 struct Idle {
@@ -118,8 +125,9 @@ struct Idle {
 }
 
 impl Mailer {
-    /// Sets the client up; nothing is dialed until the first send.
-    pub fn new(config: &Config) -> anyhow::Result<Self> {
+    /// Sets the client up; nothing is dialed until the first send. Sends
+    /// and connections are counted in `metrics`.
+    pub fn new(config: &Config, metrics: &Metrics) -> anyhow::Result<Self> {
         let connector = Connector::new(config)?;
         tracing::info!(
             host = config.host,
@@ -128,27 +136,59 @@ impl Mailer {
             authenticated = connector.credentials.is_some(),
             "SMTP client ready"
         );
-        Ok(Self {
+        let mailer = Self {
             inner: Arc::new(Inner {
                 connector,
                 idle: Mutex::new(Vec::new()),
                 slots: Semaphore::new(MAX_CONNECTIONS),
                 send_timeout: config.send_timeout,
+                sends: metrics.dependency("smtp", "smtp"),
+                opened: AtomicU64::new(0),
             }),
-        })
+        };
+        let inner = Arc::downgrade(&mailer.inner);
+        metrics.register_reading(
+            "dependency_connections_opened",
+            "Connections made to a dependency.",
+            Reading::Counter,
+            &[("dependency", "smtp"), ("transport", "smtp")],
+            move || {
+                inner.upgrade().map_or(0, |inner| {
+                    i64::try_from(inner.opened.load(Ordering::Relaxed)).unwrap_or(i64::MAX)
+                })
+            },
+        );
+        Ok(mailer)
     }
 
     /// Sends `message`, bounded by `send_timeout` from the wait for a
     /// connection to the server's last answer.
     pub async fn send(&self, message: Message) -> Result<Response, SendError> {
-        match tokio::time::timeout(self.inner.send_timeout, self.send_now(&message)).await {
+        let span = service_kit::trace_span!(
+            "send",
+            otel.name = "smtp send",
+            otel.kind = "client",
+            peer.service = "smtp",
+            otel.status_code = tracing::field::Empty,
+        );
+        let started = Instant::now();
+        let send = tokio::time::timeout(self.inner.send_timeout, self.send_now(&message));
+        let result = match send.instrument(span.clone()).await {
             Ok(result) => result,
             // The connection in use was dropped with the send.
             Err(_) => Err(SendError::TimedOut {
                 server: self.inner.connector.server.clone(),
                 timeout: self.inner.send_timeout,
             }),
-        }
+        };
+        let outcome = if result.is_ok() {
+            Outcome::Ok
+        } else {
+            span.record("otel.status_code", "ERROR");
+            Outcome::ServerError
+        };
+        self.inner.sends.record(outcome, started.elapsed());
+        result
     }
 
     async fn send_now(&self, message: &Message) -> Result<Response, SendError> {
@@ -160,7 +200,11 @@ impl Mailer {
             .expect("the semaphore is never closed");
         let mut connection = match self.take_idle().await {
             Some(connection) => connection,
-            None => self.inner.connector.connect().await?,
+            None => {
+                let connection = self.inner.connector.connect().await?;
+                self.inner.opened.fetch_add(1, Ordering::Relaxed);
+                connection
+            }
         };
         match connection
             .send(message.envelope(), &message.formatted())

@@ -7,7 +7,6 @@ use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
 use proto::amqp::{EXCHANGE, Level, LogEvent};
-use proto::http::REQUEST_ID_HEADER;
 use resilience::Reconnecting;
 
 /// Persistent delivery: the event survives a RabbitMQ restart.
@@ -57,6 +56,11 @@ pub struct Publisher {
 }
 
 impl Publisher {
+    /// Connections made so far (the first, then one after each loss).
+    pub fn connections(&self) -> u64 {
+        self.link.dials()
+    }
+
     /// Nothing is dialed until the first publish.
     pub fn new(url: String, timeout: Duration) -> Self {
         Self {
@@ -69,14 +73,15 @@ impl Publisher {
     /// Publishes `event` persistently with the routing key of `level` and
     /// returns once RabbitMQ confirmed it (stored in the durable queue).
     /// Publishes `event` with `level`'s routing key, as message `id` (the
-    /// entry's id: the listener stores a redelivered message once), carrying
-    /// `request_id` (if any) in the `x-request-id` message header.
+    /// entry's id: the listener stores a redelivered message once), with
+    /// `headers` as string message headers (the request id as
+    /// `x-request-id`, the trace context as `traceparent`).
     pub async fn publish(
         &self,
         level: Level,
         event: &LogEvent,
         id: &str,
-        request_id: Option<&str>,
+        headers: &[(&str, &str)],
     ) -> Result<(), PublishError> {
         let payload = serde_json::to_vec(event)
             .map_err(|e| PublishError::Internal(format!("the event does not encode: {e}")))?;
@@ -90,10 +95,12 @@ impl Publisher {
                 .with_delivery_mode(PERSISTENT)
                 .with_content_type("application/json".into())
                 .with_message_id(id.into());
-            if let Some(id) = request_id {
-                let mut headers = FieldTable::default();
-                headers.insert(REQUEST_ID_HEADER.into(), AMQPValue::LongString(id.into()));
-                properties = properties.with_headers(headers);
+            if !headers.is_empty() {
+                let mut table = FieldTable::default();
+                for (name, value) in headers {
+                    table.insert((*name).into(), AMQPValue::LongString((*value).into()));
+                }
+                properties = properties.with_headers(table);
             }
             // mandatory: an unroutable event comes back instead of vanishing.
             let options = BasicPublishOptions {

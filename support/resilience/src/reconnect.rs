@@ -52,6 +52,11 @@ impl<T: Clone> Reconnecting<T> {
         Ok((number, connection))
     }
 
+    /// Connections dialed so far.
+    pub fn dials(&self) -> u64 {
+        self.dials.load(Ordering::Relaxed)
+    }
+
     /// Drops connection `number` if it is still the live one, and hands it
     /// back so the caller may close it.
     pub async fn forget(&self, number: u64) -> Option<T> {

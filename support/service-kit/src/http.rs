@@ -33,9 +33,12 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tower::{Service, ServiceBuilder};
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use tracing::Span;
+
+use crate::metrics::{Metrics, Outcome, RecordRouteLayer, route_of};
+use crate::telemetry;
 
 /// The largest request body any service accepts: 1 MiB.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -230,6 +233,7 @@ pub fn with_conventions(
     router: Router,
     request_timeout: Duration,
     origins: Option<crate::origins::Origins>,
+    metrics: Metrics,
 ) -> impl Service<
     Request,
     Response = axum::http::Response<impl HttpBody<Data = Bytes, Error = axum::Error> + Send>,
@@ -241,17 +245,29 @@ pub fn with_conventions(
 + 'static {
     let header = HeaderName::from_static(crate::request_id::HEADER);
     let router = router
+        .route_layer(RecordRouteLayer)
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
     ServiceBuilder::new()
-        .layer(SetRequestIdLayer::new(header.clone(), MakeRequestUuid))
+        .layer(SetRequestIdLayer::new(
+            header.clone(),
+            crate::request_id::MakeId,
+        ))
         .layer(PropagateRequestIdLayer::new(header))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)
                 .on_request(())
-                .on_response(log_response)
+                .on_response(move |response: &Response, latency: Duration, span: &Span| {
+                    metrics.served(
+                        "http",
+                        route_of(response),
+                        Outcome::of_status(response.status()),
+                        latency,
+                    );
+                    log_response(response, latency, span);
+                })
                 .on_failure(()),
         )
         .option_layer(origins.clone().map(crate::origins::RefuseOthersLayer))
@@ -277,6 +293,21 @@ fn request_span(req: &Request) -> Span {
     let (method, path) = (req.method(), req.uri().path());
     if is_probe(path) {
         tracing::debug_span!("request", %method, path, request_id = id)
+    } else if telemetry::exporting() {
+        // The span's name in the trace is the method and path, as the
+        // HTTP conventions of OpenTelemetry have it for a server.
+        let span = tracing::info_span!(
+            "request",
+            %method,
+            path,
+            request_id = id,
+            otel.name = format_args!("{method} {path}"),
+            otel.kind = "server",
+            http.response.status_code = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
+        telemetry::start_trace(&span, req.headers(), id);
+        span
     } else {
         tracing::info_span!("request", %method, path, request_id = id)
     }
@@ -284,6 +315,12 @@ fn request_span(req: &Request) -> Span {
 
 fn log_response(response: &Response, latency: Duration, span: &Span) {
     let status = response.status().as_u16();
+    if telemetry::exporting() {
+        span.record("http.response.status_code", status);
+        if response.status().is_server_error() {
+            span.record("otel.status_code", "ERROR");
+        }
+    }
     let latency_ms = (latency.as_secs_f64() * 1e6).round() / 1e3;
     // A disabled span is a probe's (or all of it is filtered out anyway).
     if span
@@ -413,6 +450,7 @@ pub struct HttpServer {
     router: Router,
     request_timeout: Duration,
     origins: Option<crate::origins::Origins>,
+    metrics: Metrics,
     grace: Duration,
     limits: ConnectionLimits,
 }
@@ -435,6 +473,7 @@ impl HttpServer {
             router: routes,
             request_timeout: config.request_timeout,
             origins: None,
+            metrics: Metrics::new(),
             grace: config.shutdown_grace,
             limits: config.limits,
         })
@@ -450,6 +489,13 @@ impl HttpServer {
         self
     }
 
+    /// Counts requests into `metrics` and serves them on `GET /metrics`
+    /// (without it, into a set of its own).
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
     /// The bound port (the real one when port 0 was asked for).
     pub fn port(&self) -> u16 {
         self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
@@ -461,7 +507,8 @@ impl HttpServer {
         use anyhow::Context;
         let addr = self.listener.local_addr()?;
         tracing::info!(service = self.service, %addr, "HTTP listening");
-        let app = with_conventions(self.router, self.request_timeout, self.origins);
+        let router = self.router.merge(self.metrics.routes());
+        let app = with_conventions(router, self.request_timeout, self.origins, self.metrics);
         serve(self.listener, app, shutdown, self.grace, self.limits)
             .await
             .context("HTTP server failed")

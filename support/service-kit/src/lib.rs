@@ -3,7 +3,9 @@
 //!
 //! - [`config`]: typed configuration from environment variables, validated at
 //!   start, with errors that name the variable.
-//! - [`telemetry`]: `tracing` output, human-readable or JSON.
+//! - [`telemetry`]: logs (human-readable or JSON), OpenTelemetry traces
+//!   over OTLP, and the W3C trace context every hop carries.
+//! - [`metrics`]: each service's Prometheus metrics, served on `/metrics`.
 //! - [`shutdown`]: SIGINT/SIGTERM as a cancellation token for every server task.
 //! - [`http`]: the HTTP conventions: the error envelope, the JSON body rules,
 //!   the per-request log line and timeout, and a bounded graceful drain.
@@ -21,6 +23,7 @@ pub mod config;
 pub mod health;
 pub mod http;
 pub mod limit;
+pub mod metrics;
 pub mod origins;
 pub mod request_id;
 pub mod shutdown;

@@ -2,14 +2,18 @@
 
 use std::future::Future;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use crate::config::{ConfigError, Env};
 use crate::shutdown::{self, CancellationToken};
 use crate::telemetry::{self, LogFormat};
 
-/// Reads the environment, sets up tracing, loads the service's configuration
-/// with `load` and runs `run` until it returns; `run` is handed a token that
-/// is cancelled on SIGINT/SIGTERM.
+/// How long the spans still queued at exit may take to be sent.
+const TRACE_FLUSH_LIMIT: Duration = Duration::from_secs(2);
+
+/// Reads the environment, sets up logs and traces ([`telemetry`]), loads
+/// the service's configuration with `load` and runs `run` until it
+/// returns; `run` is handed a token that is cancelled on SIGINT/SIGTERM.
 ///
 /// Exit codes: 0 after a clean shutdown, 2 for invalid configuration, 1 when
 /// the service failed.
@@ -21,19 +25,6 @@ pub fn main<C, Fut>(
 where
     Fut: Future<Output = anyhow::Result<()>>,
 {
-    let config = Env::from_process().and_then(|env| {
-        let format = LogFormat::from_env(&env)?;
-        telemetry::init(format);
-        load(&env)
-    });
-    let config = match config {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("{service}: {e}");
-            return ExitCode::from(2);
-        }
-    };
-
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -44,11 +35,36 @@ where
             return ExitCode::FAILURE;
         }
     };
+    let mut telemetry = None;
+    let config = Env::from_process().and_then(|env| {
+        let format = LogFormat::from_env(&env)?;
+        // The trace exporter's channel is made on the runtime.
+        let _entered = runtime.enter();
+        telemetry = Some(telemetry::init(
+            format,
+            service,
+            telemetry::export_requested(&env),
+        ));
+        load(&env)
+    });
+    let config = match config {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("{service}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+
     let result = runtime.block_on(async {
-        tracing::info!(service, version = env!("CARGO_PKG_VERSION"), "starting");
+        tracing::info!(
+            service,
+            version = env!("CARGO_PKG_VERSION"),
+            traces = telemetry::exporting(),
+            "starting"
+        );
         run(config, shutdown::on_signal()).await
     });
-    match result {
+    let code = match result {
         Ok(()) => {
             tracing::info!(service, "stopped");
             ExitCode::SUCCESS
@@ -58,5 +74,10 @@ where
             eprintln!("{service}: {e:#}");
             ExitCode::FAILURE
         }
+    };
+    if let Some(telemetry) = telemetry {
+        let _entered = runtime.enter();
+        telemetry.shutdown(TRACE_FLUSH_LIMIT);
     }
+    code
 }

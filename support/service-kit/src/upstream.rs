@@ -6,14 +6,18 @@
 //! status codes of docs/contracts.md §3: unreachable → 503, too slow → 504, an answer that
 //! is not the envelope → 502.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use proto::http::Envelope;
 use reqwest::{StatusCode, Url};
 use serde::Serialize;
 use serde_json::Value;
 
+use tracing::Instrument;
+
 use crate::http::ApiError;
+use crate::metrics::{Dependency, Metrics, Outcome};
+use crate::telemetry::{self, HeaderInjector};
 
 /// How long a pooled connection may sit idle before it is dropped
 /// instead of reused. It must stay below the servers' own limit for an idle
@@ -44,6 +48,7 @@ pub struct ServiceClient {
     base: Url,
     http: reqwest::Client,
     timeout: Duration,
+    calls: Option<Dependency>,
 }
 
 impl ServiceClient {
@@ -60,7 +65,14 @@ impl ServiceClient {
             base,
             http,
             timeout,
+            calls: None,
         }
+    }
+
+    /// Counts every call in `metrics`, as calls to this service over HTTP.
+    pub fn with_metrics(mut self, metrics: &Metrics) -> Self {
+        self.calls = Some(metrics.dependency(self.name, "http"));
+        self
     }
 
     pub fn name(&self) -> &'static str {
@@ -73,7 +85,8 @@ impl ServiceClient {
         path: &str,
         body: &T,
     ) -> Result<Reply, ApiError> {
-        self.send(self.http.post(self.url(path)?).json(body)).await
+        self.send("POST", path, self.http.post(self.url(path)?).json(body))
+            .await
     }
 
     /// `POST`, as [`ServiceClient::post`], sent again once when it failed on
@@ -101,7 +114,9 @@ impl ServiceClient {
 
     /// `GET <base><path_and_query>`.
     pub async fn get(&self, path_and_query: &str) -> Result<Reply, ApiError> {
-        self.send(self.http.get(self.url(path_and_query)?)).await
+        let path = path_and_query.split('?').next().unwrap_or_default();
+        self.send("GET", path, self.http.get(self.url(path_and_query)?))
+            .await
     }
 
     fn url(&self, path: &str) -> Result<Url, ApiError> {
@@ -110,10 +125,49 @@ impl ServiceClient {
             .map_err(|e| ApiError::Internal(e.into()))
     }
 
-    async fn send(&self, mut request: reqwest::RequestBuilder) -> Result<Reply, ApiError> {
+    /// Sends `request` (`method` `path`, for its span), in a client span
+    /// whose trace context it carries, and counts it.
+    async fn send(
+        &self,
+        method: &'static str,
+        path: &str,
+        mut request: reqwest::RequestBuilder,
+    ) -> Result<Reply, ApiError> {
         if let Some(id) = crate::request_id::current() {
             request = request.header(crate::request_id::HEADER, id);
         }
+        let span = crate::trace_span!(
+            "call",
+            otel.name = format_args!("{method} {path}"),
+            otel.kind = "client",
+            peer.service = self.name,
+            http.response.status_code = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
+        if telemetry::exporting() {
+            let mut headers = reqwest::header::HeaderMap::new();
+            telemetry::inject(&span, &mut HeaderInjector(&mut headers));
+            request = request.headers(headers);
+        }
+        let started = Instant::now();
+        let reply = self.exchange(request).instrument(span.clone()).await;
+        let outcome = match &reply {
+            Ok(reply) => Outcome::of_status(reply.status),
+            Err(e) => Outcome::of_status(e.status()),
+        };
+        if let Ok(reply) = &reply {
+            span.record("http.response.status_code", reply.status.as_u16());
+        }
+        if outcome == Outcome::ServerError {
+            span.record("otel.status_code", "ERROR");
+        }
+        if let Some(calls) = &self.calls {
+            calls.record(outcome, started.elapsed());
+        }
+        reply
+    }
+
+    async fn exchange(&self, request: reqwest::RequestBuilder) -> Result<Reply, ApiError> {
         let response = request.send().await.map_err(|e| self.transport_error(&e))?;
         let status = response.status();
         let retry_after = response

@@ -72,7 +72,17 @@ pub async fn click_every_button(browser: &Browser) {
         assert!(!browser.text("#payload").await.unwrap().is_empty());
         let (class, text) = newest_output(browser).await;
         assert_eq!(class, "ok", "{button}: {text}");
-        assert!(text.ends_with(message), "{button}: {text}");
+        // Each answer's line ends with its trace id: the request id the
+        // broker answered with, without its hyphens.
+        let (shown, trace) = text
+            .rsplit_once("  (trace ")
+            .unwrap_or_else(|| panic!("{button}: no trace id in {text:?}"));
+        assert!(shown.ends_with(message), "{button}: {text}");
+        let trace = trace.strip_suffix(')').unwrap_or_default();
+        assert!(
+            trace.len() == 32 && trace.chars().all(|c| c.is_ascii_hexdigit()),
+            "{button}: {text}"
+        );
     }
 
     let logs = browser

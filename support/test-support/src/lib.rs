@@ -11,9 +11,14 @@
 //!   its HTTP client (`get`, `post`, `list_logs`, `stop`).
 //! - [`System`]: all six services wired together, for the tests of paths
 //!   across services (in `system-tests`).
+//! - [`ProcessSystem`]: the six binaries as processes, for what needs one
+//!   process per service (traces, log streams); [`otlp`] receives their
+//!   traces.
 
 mod app;
 pub mod infra;
+pub mod otlp;
+mod processes;
 mod services;
 mod system;
 
@@ -22,6 +27,7 @@ pub use infra::{
     MailCatcher, MongoServer, RabbitVhost, free_port, fresh_postgres_database, postgres_admin_url,
     wait_for_listener,
 };
+pub use processes::ProcessSystem;
 pub use services::{
     TestAuth, TestListener, TestLogger, config, spawn_auth, spawn_auth_starting, spawn_auth_with,
     spawn_broker, spawn_front_end, spawn_listener, spawn_logger, spawn_logger_with, spawn_mail,
@@ -51,7 +57,7 @@ pub fn new_entry_id() -> String {
 /// Service logs on stderr when `TEST_LOG` is set; quiet otherwise.
 pub fn init_tracing() {
     if std::env::var_os("TEST_LOG").is_some() {
-        service_kit::telemetry::init(service_kit::telemetry::LogFormat::Text);
+        service_kit::telemetry::init(service_kit::telemetry::LogFormat::Text, "tests", false);
     }
 }
 

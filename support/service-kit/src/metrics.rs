@@ -1,0 +1,554 @@
+//! Prometheus metrics (docs/observability.md). Each service has its own
+//! [`Metrics`], served on `GET /metrics` in the OpenMetrics text format:
+//! nothing is global, so several services in one test process count apart.
+//!
+//! What every service counts the same way:
+//! - `server_requests_total{transport,route,outcome}` and
+//!   `server_request_duration_seconds{transport,route,outcome}`: the
+//!   requests it answered, on each of its transports (`http`, `tarpc`,
+//!   `grpc`, `amqp`);
+//! - `dependency_requests_total{dependency,transport,outcome}` and
+//!   `dependency_request_duration_seconds{...}`: the calls it made to
+//!   another service or a database;
+//! - `dependency_reconnects_total{dependency}`: connections made again
+//!   after one was lost.
+//!
+//! Every label value is a name from the code (a route template, a method,
+//! a dependency), never anything a client sent, so the series stay few.
+
+pub use prometheus_client;
+
+use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Metric, Registry};
+
+/// Request durations, from 0.25 ms to about 16 s.
+const DURATION_BUCKETS: [f64; 17] = [
+    0.000_25, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024,
+    2.048, 4.096, 8.192, 16.384,
+];
+
+/// Whether a request or call succeeded, was refused for what was asked,
+/// or failed on this side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    ClientError,
+    ServerError,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::ClientError => "client_error",
+            Outcome::ServerError => "server_error",
+        }
+    }
+
+    /// 1xx to 3xx are answers, 4xx the client's error, 5xx this side's.
+    pub fn of_status(status: StatusCode) -> Self {
+        if status.is_server_error() {
+            Outcome::ServerError
+        } else if status.is_client_error() {
+            Outcome::ClientError
+        } else {
+            Outcome::Ok
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    transport: &'static str,
+    route: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DependencyLabels {
+    dependency: &'static str,
+    transport: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DependencyName {
+    dependency: &'static str,
+}
+
+type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn duration_histogram() -> Histogram {
+    Histogram::new(DURATION_BUCKETS)
+}
+
+/// One service's metrics.
+#[derive(Clone)]
+pub struct Metrics(Arc<Inner>);
+
+struct Inner {
+    registry: Mutex<Registry>,
+    requests: Family<RequestLabels, Counter>,
+    durations: Histograms<RequestLabels>,
+    calls: Family<DependencyLabels, Counter>,
+    call_durations: Histograms<DependencyLabels>,
+    reconnects: Family<DependencyName, Counter>,
+    readings: Arc<Readings>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::default();
+        let durations: Histograms<RequestLabels> = Family::new_with_constructor(duration_histogram);
+        let calls = Family::default();
+        let call_durations: Histograms<DependencyLabels> =
+            Family::new_with_constructor(duration_histogram);
+        let reconnects = Family::default();
+        registry.register(
+            "server_requests",
+            "Requests answered, by transport, route and outcome.",
+            requests.clone(),
+        );
+        registry.register(
+            "server_request_duration_seconds",
+            "Time from a request's arrival to its answer.",
+            durations.clone(),
+        );
+        registry.register(
+            "dependency_requests",
+            "Calls made to another service or a database, by outcome.",
+            calls.clone(),
+        );
+        registry.register(
+            "dependency_request_duration_seconds",
+            "Time a call to a dependency took.",
+            call_durations.clone(),
+        );
+        registry.register(
+            "dependency_reconnects",
+            "Connections made again after one to the dependency was lost.",
+            reconnects.clone(),
+        );
+        let readings = Arc::new(Readings::default());
+        registry.register_collector(Box::new(readings.clone()));
+        Self(Arc::new(Inner {
+            registry: Mutex::new(registry),
+            readings,
+            requests,
+            durations,
+            calls,
+            call_durations,
+            reconnects,
+        }))
+    }
+
+    /// Adds a service's own metric (`name` without the `_total` a counter
+    /// gets in the output).
+    pub fn register(&self, name: &str, help: &str, metric: impl Metric) {
+        self.0
+            .registry
+            .lock()
+            .expect("the registry lock is never poisoned")
+            .register(name, help, metric);
+    }
+
+    /// Counts one request answered on `transport` (`http`, `tarpc`, `grpc`,
+    /// `amqp`) for `route`.
+    pub fn served(
+        &self,
+        transport: &'static str,
+        route: &'static str,
+        outcome: Outcome,
+        took: Duration,
+    ) {
+        let labels = RequestLabels {
+            transport,
+            route,
+            outcome: outcome.as_str(),
+        };
+        self.0.requests.get_or_create(&labels).inc();
+        self.0
+            .durations
+            .get_or_create(&labels)
+            .observe(took.as_secs_f64());
+    }
+
+    /// Adds a value read when `/metrics` is scraped (a pool's size, a
+    /// queue's depth, a count kept elsewhere), with its own `labels`;
+    /// readings of one `name` share its `help` and `kind`.
+    pub fn register_reading(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        kind: Reading,
+        labels: &[(&'static str, &'static str)],
+        read: impl Fn() -> i64 + Send + Sync + 'static,
+    ) {
+        let mut families = self
+            .0
+            .readings
+            .families
+            .lock()
+            .expect("the readings lock is never poisoned");
+        families
+            .entry(name)
+            .or_insert_with(|| ReadingFamily {
+                help,
+                kind,
+                members: Vec::new(),
+            })
+            .members
+            .push((labels.to_vec(), Box::new(read)));
+    }
+
+    /// The handle one client counts its calls to `dependency` with.
+    pub fn dependency(&self, dependency: &'static str, transport: &'static str) -> Dependency {
+        Dependency {
+            metrics: self.clone(),
+            dependency,
+            transport,
+        }
+    }
+
+    /// The whole registry in the OpenMetrics text format.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        let registry = self
+            .0
+            .registry
+            .lock()
+            .expect("the registry lock is never poisoned");
+        prometheus_client::encoding::text::encode(&mut text, &registry)
+            .expect("writing to a String does not fail");
+        text
+    }
+
+    /// `GET /metrics`.
+    pub fn routes(&self) -> axum::Router {
+        let metrics = self.clone();
+        axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || async move {
+                (
+                    [(
+                        header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    metrics.render(),
+                )
+                    .into_response()
+            }),
+        )
+    }
+}
+
+/// What a reading is: a value that goes up and down, or a count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reading {
+    Gauge,
+    Counter,
+}
+
+type Read = Box<dyn Fn() -> i64 + Send + Sync>;
+
+struct ReadingFamily {
+    help: &'static str,
+    kind: Reading,
+    members: Vec<(Vec<(&'static str, &'static str)>, Read)>,
+}
+
+/// The values read at each scrape ([`Metrics::register_reading`]).
+#[derive(Default)]
+struct Readings {
+    families: Mutex<BTreeMap<&'static str, ReadingFamily>>,
+}
+
+impl std::fmt::Debug for Readings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Readings")
+    }
+}
+
+impl Collector for Readings {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let families = self
+            .families
+            .lock()
+            .expect("the readings lock is never poisoned");
+        for (name, family) in families.iter() {
+            let kind = match family.kind {
+                Reading::Gauge => MetricType::Gauge,
+                Reading::Counter => MetricType::Counter,
+            };
+            let mut descriptor = encoder.encode_descriptor(name, family.help, None, kind)?;
+            for (labels, read) in &family.members {
+                let member = descriptor.encode_family(labels)?;
+                let value = read();
+                match family.kind {
+                    Reading::Gauge => ConstGauge::new(value).encode(member)?,
+                    Reading::Counter => {
+                        ConstCounter::new(u64::try_from(value).unwrap_or(0)).encode(member)?
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Counts the calls one client makes to one dependency over one transport.
+#[derive(Clone, Debug)]
+pub struct Dependency {
+    metrics: Metrics,
+    dependency: &'static str,
+    transport: &'static str,
+}
+
+impl Dependency {
+    /// Counts one call that took `took`.
+    pub fn record(&self, outcome: Outcome, took: Duration) {
+        let labels = DependencyLabels {
+            dependency: self.dependency,
+            transport: self.transport,
+            outcome: outcome.as_str(),
+        };
+        let inner = &self.metrics.0;
+        inner.calls.get_or_create(&labels).inc();
+        inner
+            .call_durations
+            .get_or_create(&labels)
+            .observe(took.as_secs_f64());
+    }
+
+    /// Times `call` and counts it by the outcome `judge` gives its result.
+    pub async fn time<T>(
+        &self,
+        call: impl Future<Output = T>,
+        judge: impl FnOnce(&T) -> Outcome,
+    ) -> T {
+        let started = Instant::now();
+        let result = call.await;
+        self.record(judge(&result), started.elapsed());
+        result
+    }
+
+    /// Counts a connection made again after one was lost.
+    pub fn reconnected(&self) {
+        self.metrics
+            .0
+            .reconnects
+            .get_or_create(&DependencyName {
+                dependency: self.dependency,
+            })
+            .inc();
+    }
+}
+
+/// A route template as a `'static` label value: the templates of a
+/// process are few, each kept once.
+fn intern(route: &str) -> &'static str {
+    static ROUTES: OnceLock<RwLock<HashSet<&'static str>>> = OnceLock::new();
+    let routes = ROUTES.get_or_init(Default::default);
+    if let Some(known) = routes
+        .read()
+        .expect("the route set lock is never poisoned")
+        .get(route)
+    {
+        return known;
+    }
+    let mut routes = routes
+        .write()
+        .expect("the route set lock is never poisoned");
+    if let Some(known) = routes.get(route) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(route.to_owned().into_boxed_str());
+    routes.insert(leaked);
+    leaked
+}
+
+/// The route a response was routed by, which [`RecordRoute`] puts on it.
+#[derive(Clone, Copy)]
+struct RoutedBy(&'static str);
+
+/// The label of the route that answered `response`: its template
+/// (`/logs/{id}`), or `unmatched` for the fallback.
+pub fn route_of(response: &Response) -> &'static str {
+    response
+        .extensions()
+        .get::<RoutedBy>()
+        .map_or("unmatched", |r| r.0)
+}
+
+/// Puts the matched route's template on each response, for the request
+/// metrics outside the router ([`route_of`]). Applied with
+/// `Router::route_layer`, so only matched routes carry it.
+#[derive(Clone, Copy, Default)]
+pub struct RecordRouteLayer;
+
+impl<S> tower::Layer<S> for RecordRouteLayer {
+    type Service = RecordRoute<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RecordRoute { inner }
+    }
+}
+
+#[derive(Clone)]
+pub struct RecordRoute<S> {
+    inner: S,
+}
+
+impl<S> tower::Service<Request> for RecordRoute<S>
+where
+    S: tower::Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Routed<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let route = req
+            .extensions()
+            .get::<MatchedPath>()
+            .map(|p| RoutedBy(intern(p.as_str())));
+        Routed {
+            inner: self.inner.call(req),
+            route,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// [`RecordRoute`]'s future: the inner answer, its route added.
+    pub struct Routed<F> {
+        #[pin]
+        inner: F,
+        route: Option<RoutedBy>,
+    }
+}
+
+impl<F, E> Future for Routed<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut response = std::task::ready!(this.inner.poll(cx))?;
+        if let Some(route) = this.route.take() {
+            response.extensions_mut().insert(route);
+        }
+        Poll::Ready(Ok(response))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_are_kept_per_service_and_rendered_by_label() {
+        let one = Metrics::new();
+        let other = Metrics::new();
+        one.served("http", "/log", Outcome::Ok, Duration::from_millis(3));
+        one.served("http", "/log", Outcome::Ok, Duration::from_millis(3));
+        one.served(
+            "grpc",
+            "WriteLog",
+            Outcome::ServerError,
+            Duration::from_millis(3),
+        );
+        let text = one.render();
+        assert!(
+            text.contains(r#"server_requests_total{transport="http",route="/log",outcome="ok"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"server_requests_total{transport="grpc",route="WriteLog",outcome="server_error"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(!other.render().contains("route=\"/log\""));
+    }
+
+    #[test]
+    fn a_reading_is_taken_at_each_scrape() {
+        let metrics = Metrics::new();
+        let depth = Arc::new(std::sync::atomic::AtomicI64::new(3));
+        let read = depth.clone();
+        metrics.register_reading(
+            "queue_depth",
+            "Messages waiting.",
+            Reading::Gauge,
+            &[("queue", "logs")],
+            move || read.load(std::sync::atomic::Ordering::Relaxed),
+        );
+        metrics.register_reading(
+            "connections_opened",
+            "Connections made.",
+            Reading::Counter,
+            &[],
+            || 2,
+        );
+        assert!(metrics.render().contains("queue_depth{queue=\"logs\"} 3"));
+        depth.store(7, std::sync::atomic::Ordering::Relaxed);
+        let text = metrics.render();
+        assert!(text.contains("queue_depth{queue=\"logs\"} 7"), "{text}");
+        assert!(text.contains("connections_opened_total 2"), "{text}");
+    }
+
+    #[test]
+    fn a_status_is_an_outcome() {
+        assert_eq!(Outcome::of_status(StatusCode::ACCEPTED), Outcome::Ok);
+        assert_eq!(
+            Outcome::of_status(StatusCode::TOO_MANY_REQUESTS),
+            Outcome::ClientError
+        );
+        assert_eq!(
+            Outcome::of_status(StatusCode::BAD_GATEWAY),
+            Outcome::ServerError
+        );
+    }
+
+    #[test]
+    fn a_route_is_interned_once() {
+        assert!(std::ptr::eq(intern("/logs/{id}"), intern("/logs/{id}")));
+    }
+}

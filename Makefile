@@ -2,13 +2,16 @@
 SHELL := /bin/bash
 NATIVE := project/native
 
-.PHONY: help start stop run restart replay-dead-letters build infra test-infra screenshot bench flamegraph bench-listing soak test lint fmt check-fmt clippy check-secrets test-rust test-native test-faults
+.PHONY: help start start-observability stop run restart replay-dead-letters build infra test-infra screenshot bench flamegraph bench-listing soak test lint fmt check-fmt clippy check-secrets test-rust test-native test-faults
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 start: ## start infrastructure and all services in the background, wait until ready
 	@$(NATIVE)/start.sh
+
+start-observability: ## `make start`, and Prometheus scraping every service's /metrics (http://localhost:9090)
+	@OBSERVABILITY=1 $(NATIVE)/start.sh
 
 stop: ## stop what `make start` started
 	@$(NATIVE)/stop.sh

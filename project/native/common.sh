@@ -7,6 +7,8 @@ INFRA_DIR=${INFRA_DIR:-$ROOT/.infra}
 # Cargo profile the services are built with: release (default) or dev.
 PROFILE=${PROFILE:-release}
 READY_TIMEOUT=${READY_TIMEOUT:-90}
+# Prometheus of `make start-observability` (docs/observability.md).
+PROMETHEUS_PORT=${PROMETHEUS_PORT:-9090}
 
 # In start order: dependencies first, the entry points last.
 SERVICES=(logger-service authentication-service mail-service listener-service broker-service front-end)

@@ -144,6 +144,27 @@ ensure_mailcatcher() {
   say "mail catcher ready: SMTP 127.0.0.1:1025, web UI http://localhost:8025"
 }
 
+# Prometheus scraping every service of the native stack (Debian's package,
+# our own configuration, data under $RUN_DIR): `make start-observability`.
+ensure_prometheus() {
+  if pid_running "$RUN_DIR/infra/prometheus.pid" prometheus; then
+    say "Prometheus already running on http://localhost:$PROMETHEUS_PORT"
+    return
+  fi
+  port_open 127.0.0.1 "$PROMETHEUS_PORT" &&
+    die "port $PROMETHEUS_PORT is taken by another process; set PROMETHEUS_PORT to start Prometheus elsewhere"
+  command -v prometheus >/dev/null || apt_install prometheus
+  say "starting Prometheus"
+  mkdir -p "$RUN_DIR/prometheus-data"
+  setsid nohup prometheus --config.file="$ROOT/project/observability/prometheus.native.yml" \
+    --storage.tsdb.path="$RUN_DIR/prometheus-data" --storage.tsdb.retention.time=2d \
+    --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" \
+    >>"$RUN_DIR/prometheus.log" 2>&1 </dev/null &
+  echo $! >"$RUN_DIR/infra/prometheus.pid"
+  wait_port Prometheus 127.0.0.1 "$PROMETHEUS_PORT" 60
+  say "Prometheus ready on http://localhost:$PROMETHEUS_PORT (targets: /targets)"
+}
+
 # Headless Chromium and its WebDriver, for the browser test.
 ensure_browser() {
   if ! command -v chromedriver >/dev/null || ! [ -x /usr/bin/chromium ]; then
@@ -170,6 +191,7 @@ for step in "${steps[@]}"; do
     mailcatcher) ensure_mailcatcher ;;
     mailcatcher-install) install_mailcatcher ;;
     browser) ensure_browser ;;
-    *) die "unknown step $step (postgres, rabbitmq, mongo, mongo-install, mailcatcher, mailcatcher-install, browser)" ;;
+    prometheus) ensure_prometheus ;;
+    *) die "unknown step $step (postgres, rabbitmq, mongo, mongo-install, mailcatcher, mailcatcher-install, browser, prometheus)" ;;
   esac
 done

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# The native stack's smoke test (part of `make test`): `make start` with a
-# fresh run directory, every /readyz green, the broker answers, the
-# two-step login flow works, a second
-# start is a no-op, and `make stop` leaves no service process behind.
+# The native stack's smoke test (part of `make test`): `make
+# start-observability` with a fresh run directory, every /readyz green, the
+# broker answers, the two-step login flow works, Prometheus scrapes every
+# service and answers the dashboard's queries, a second start is a no-op,
+# and `make stop` leaves no service process (nor Prometheus) behind.
 # Uses the dev profile so it reuses the test build.
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 export PROFILE=${SMOKE_PROFILE:-dev}
+# Prometheus too (`make start-observability`), on its usual port.
+export OBSERVABILITY=1
 RUN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/native-smoke.XXXXXX")
 export RUN_DIR
 passed=0
@@ -25,11 +28,10 @@ check() { # NAME COMMAND...
   fi
 }
 
-for service in "${SERVICES[@]}"; do
-  port=$(port_of "$service")
+for port in $(for service in "${SERVICES[@]}"; do port_of "$service"; done) "$PROMETHEUS_PORT"; do
   if port_open 127.0.0.1 "$port"; then
     if [ -n "${CI:-}" ]; then
-      die "port $port is taken: the smoke test needs the service ports free"
+      die "port $port is taken: the smoke test needs the service ports (and Prometheus's) free"
     fi
     echo "SKIP  native stack smoke test: port $port is in use (a stack is running; 'make stop' it first)"
     exit 0
@@ -77,7 +79,53 @@ two_step_flow() {
   [ "$(stat -c %a "$RUN_DIR/secrets/token-key")" = 600 ] || { echo "  the token key is readable by others"; return 1; }
 }
 
-pids() { cat "$RUN_DIR"/*.pid 2>/dev/null | sort; }
+prometheus_api() { # PATH: Prometheus's answer, as JSON
+  curl -s --max-time 5 "http://127.0.0.1:$PROMETHEUS_PORT/api/v1/$1"
+}
+
+# Prometheus has scraped all six services, and each answered.
+prometheus_scrapes_every_service() {
+  local i up
+  for ((i = 0; i < 60; i++)); do
+    up=$(prometheus_api targets | python3 -c '
+import json, sys
+targets = json.load(sys.stdin)["data"]["activeTargets"]
+print(sum(1 for t in targets if t["health"] == "up"))' 2>/dev/null)
+    [ "$up" = "${#SERVICES[@]}" ] && return 0
+    sleep 0.5
+  done
+  echo "  targets up: ${up:-none} of ${#SERVICES[@]}"
+  prometheus_api targets | head -c 2000
+  return 1
+}
+
+# Each query of the committed Grafana dashboard answers data from the
+# running stack (after some traffic and a few scrapes).
+dashboard_queries_answer() {
+  local i
+  for i in 1 2 3; do
+    curl -s -o /dev/null --max-time 5 -X POST http://127.0.0.1:8080/handle \
+      -d "{\"action\":\"log\",\"transport\":\"amqp\",\"log\":{\"name\":\"smoke\",\"data\":\"$i\"}}"
+  done
+  # rate() over a minute needs two scrapes (5 s apart) after the traffic.
+  sleep 12
+  python3 - "$ROOT/project/observability/grafana/dashboards/red.json" "http://127.0.0.1:$PROMETHEUS_PORT" <<'PY'
+import json, sys, urllib.parse, urllib.request
+dashboard, prometheus = json.load(open(sys.argv[1])), sys.argv[2]
+empty = []
+for panel in dashboard["panels"]:
+    for target in panel["targets"]:
+        url = f"{prometheus}/api/v1/query?" + urllib.parse.urlencode({"query": target["expr"]})
+        answer = json.load(urllib.request.urlopen(url, timeout=5))
+        if answer["status"] != "success" or not answer["data"]["result"]:
+            empty.append(f'{panel["title"]}: {target["expr"]} -> {answer.get("error") or "no series"}')
+for line in empty:
+    print("  " + line)
+sys.exit(1 if empty else 0)
+PY
+}
+
+pids() { cat "$RUN_DIR"/*.pid "$RUN_DIR"/infra/*.pid 2>/dev/null | sort; }
 
 second_start_is_a_no_op() {
   local before after
@@ -88,11 +136,16 @@ second_start_is_a_no_op() {
 }
 
 stop_leaves_nothing() {
-  local recorded service pid alive=0
+  local recorded service pid i alive=0
   recorded=$(pids)
   "$ROOT/project/native/stop.sh" >"$RUN_DIR/stop.out" 2>&1 || { cat "$RUN_DIR/stop.out"; return 1; }
+  # A process that has let go of its command line is on its way out: give
+  # it a moment. A zombie (state Z) has ended; only its parent has not
+  # reaped it yet.
+  running() { [ -d "/proc/$1" ] && [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]; }
   for pid in $recorded; do
-    if [ -d "/proc/$pid" ]; then
+    for ((i = 0; i < 20; i++)); do running "$pid" || break; sleep 0.25; done
+    if running "$pid"; then
       echo "  pid $pid still runs: $(tr '\0' ' ' <"/proc/$pid/cmdline")"
       alive=1
     fi
@@ -104,6 +157,10 @@ stop_leaves_nothing() {
     fi
     [ -f "$RUN_DIR/$service.pid" ] && { echo "  $service.pid left behind"; alive=1; }
   done
+  if port_open 127.0.0.1 "$PROMETHEUS_PORT"; then
+    echo "  Prometheus port still open"
+    alive=1
+  fi
   return $alive
 }
 
@@ -112,6 +169,8 @@ check "every /readyz answers 200" all_ready
 check "POST / on the broker answers the envelope" broker_answers
 check "the test page is served" page_served
 check "log in, then read the log with the token" two_step_flow
+check "Prometheus scrapes all six services" prometheus_scrapes_every_service
+check "every query of the Grafana dashboard answers data" dashboard_queries_answer
 check "a second make start starts nothing new" second_start_is_a_no_op
 check "make stop leaves no service process behind" stop_leaves_nothing
 

@@ -3,7 +3,8 @@
 # Starts missing infrastructure (infra.sh), builds the services, starts each
 # one that is not already running (log: $RUN_DIR/<service>.log, PID:
 # $RUN_DIR/<service>.pid), waits until every /readyz is green and prints the
-# URLs. Idempotent: what already runs is left alone. STACK_INFRA=external
+# URLs; with OBSERVABILITY=1 also Prometheus. Idempotent: what already runs
+# is left alone. STACK_INFRA=external
 # skips infra.sh: the services' environment then names infrastructure
 # started elsewhere (the fault suite's own).
 set -euo pipefail
@@ -57,6 +58,14 @@ for service in "${SERVICES[@]}"; do
   say "$service ready"
 done
 
+# OBSERVABILITY=1 (`make start-observability`): Prometheus scraping every
+# service. Traces go wherever OTEL_EXPORTER_OTLP_ENDPOINT points, when set.
+observability=
+if [ "${OBSERVABILITY:-}" = 1 ]; then
+  "$ROOT/project/native/infra.sh" prometheus
+  observability="  prometheus      http://localhost:$PROMETHEUS_PORT      (every service's /metrics)"
+fi
+
 cat <<EOM
 
 The system is up.
@@ -67,5 +76,6 @@ The system is up.
   mail            http://localhost:8084
   listener        http://localhost:8085/readyz
   mail catcher    http://localhost:8025
-Logs and PIDs are in $RUN_DIR; stop everything with 'make stop'.
+${observability:+$observability
+}Logs and PIDs are in $RUN_DIR; stop everything with 'make stop'.
 EOM

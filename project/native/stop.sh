@@ -10,6 +10,7 @@ for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do
   stop_pid "$service" "$RUN_DIR/$service.pid" "/$service"
 done
 
+stop_pid Prometheus "$RUN_DIR/infra/prometheus.pid" prometheus
 stop_pid "the mail catcher" "$RUN_DIR/infra/maildev.pid" maildev
 stop_pid "the MongoDB-compatible server" "$RUN_DIR/infra/mongo.pid" secantusd-py
 

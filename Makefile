@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 NATIVE := project/native
 
-.PHONY: help start start-observability stop run restart replay-dead-letters build infra test-infra screenshot bench flamegraph bench-listing soak test lint fmt check-fmt clippy check-secrets test-rust test-native test-faults
+.PHONY: help start start-observability stop run restart replay-dead-letters build infra test-infra screenshot trace-pictures bench flamegraph bench-listing soak test lint fmt check-fmt clippy check-secrets test-rust test-native test-faults
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -39,6 +39,10 @@ test-infra: ## what the tests need: PostgreSQL and RabbitMQ running, the MongoDB
 
 screenshot: test-infra ## run the browser test and save its screenshot as docs/test-page.png
 	SAVE_SCREENSHOT=1 cargo test -p system-tests --test browser
+
+trace-pictures: test-infra ## run the traces test and save each click's trace as docs/observability/trace-<what>.svg
+	cargo build --bins
+	SAVE_TRACES=1 cargo test -p system-tests --test traces
 
 test-rust: test-infra ## unit and integration tests against real servers
 	@if cargo nextest --version >/dev/null 2>&1; then \

@@ -88,7 +88,14 @@ impl Passwords {
         let is_dummy = hash.is_none();
         let hash = hash.unwrap_or(&self.dummy_hash).to_owned();
         let password = password.to_owned();
-        let span = tracing::Span::current();
+        // In a trace, the hash check as a span of its own: it is most of a
+        // login's time.
+        let span = service_kit::trace_span!("bcrypt verify", otel.name = "bcrypt verify");
+        let span = if span.is_none() {
+            tracing::Span::current()
+        } else {
+            span
+        };
         let matches = tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
             let _slot = slot;

@@ -281,6 +281,15 @@ pub fn rename(span: &Span, name: &'static str) {
     }
 }
 
+/// Makes `span` a child of `parent` in the trace only: for work that
+/// outlives the request that started it (a `tracing` child would hold its
+/// parent open until it ends).
+pub fn adopt(span: &Span, parent: &Span) {
+    if exporting() {
+        let _ = span.set_parent(parent.context());
+    }
+}
+
 /// The context `carrier` carries (`traceparent`), or an empty one.
 pub fn extract(carrier: &dyn Extractor) -> opentelemetry::Context {
     TraceContextPropagator::new().extract(carrier)

@@ -122,6 +122,27 @@ fn assert_trace(what: &str, spans: &[ReceivedSpan], hops: &[Hop]) {
     }
 }
 
+/// With `SAVE_TRACES` set (`make trace-pictures`), writes the trace as
+/// `docs/observability/trace-<what>.svg`, the pictures of docs/observability.md.
+fn save_picture(what: &str, spans: &[ReceivedSpan]) {
+    if std::env::var_os("SAVE_TRACES").is_none() {
+        return;
+    }
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/observability");
+    std::fs::create_dir_all(&dir).expect("docs/observability");
+    let title = match what {
+        "auth" => "Test Auth: a login through the broker".to_owned(),
+        "broker" => "Test Broker: POST / on the broker".to_owned(),
+        "mail" => "Test Mail: a mail through the broker".to_owned(),
+        transport => format!("Test Log over {transport}: one entry through the broker"),
+    };
+    std::fs::write(
+        dir.join(format!("trace-{what}.svg")),
+        test_support::otlp::waterfall_svg(&title, spans),
+    )
+    .expect("the picture is written");
+}
+
 /// Whether every hop's span has arrived.
 fn has_all(spans: &[ReceivedSpan], hops: &[Hop]) -> bool {
     hops.iter().all(|((service, name, kind), _)| {
@@ -182,8 +203,16 @@ async fn one_request_on_each_transport_is_one_connected_trace_and_its_logs_carry
                 (AUTH, "SELECT users", "client"),
                 Some((AUTH, "authenticate")),
             ),
+            (
+                (AUTH, "bcrypt verify", "internal"),
+                Some((AUTH, "authenticate")),
+            ),
             // The login is logged in the background, in the same trace.
-            ((AUTH, "POST /log", "client"), Some((AUTH, "authenticate"))),
+            (
+                (AUTH, "log login", "internal"),
+                Some((AUTH, "authenticate")),
+            ),
+            ((AUTH, "POST /log", "client"), Some((AUTH, "log login"))),
             ((LOGGER, "POST /log", "server"), Some((AUTH, "POST /log"))),
             stored_by("POST /log"),
         ],
@@ -255,6 +284,9 @@ async fn one_request_on_each_transport_is_one_connected_trace_and_its_logs_carry
             ],
         ),
     ] {
+        // Once to warm the broker's connection for this transport, so the
+        // trace shows a click as it usually goes, not the first dial.
+        post(&client, &broker, log(transport), None).await;
         let (status, body, id) = post(&client, &broker, log(transport), None).await;
         assert_eq!(status, StatusCode::ACCEPTED, "{transport}: {body}");
         requests.push((transport, id, hops));
@@ -284,6 +316,16 @@ async fn one_request_on_each_transport_is_one_connected_trace_and_its_logs_carry
         ],
     ));
 
+    // Test Broker: `POST /`, answered by the broker alone.
+    let hit = client
+        .post(format!("{broker}/"))
+        .send()
+        .await
+        .expect("the broker answers");
+    assert_eq!(hit.status(), StatusCode::OK);
+    let hit_id = hit.headers()["x-request-id"].to_str().unwrap().to_owned();
+    requests.push(("broker", hit_id, vec![((BROKER, "POST /", "server"), None)]));
+
     for (what, request_id, hops) in &requests {
         let trace_id = trace_id_of(request_id);
         let spans = receiver
@@ -292,6 +334,7 @@ async fn one_request_on_each_transport_is_one_connected_trace_and_its_logs_carry
             })
             .await;
         assert_trace(what, &spans, hops);
+        save_picture(what, &spans);
 
         // Logs joined to traces: the lines this request caused, in every
         // service it reached, carry its trace id and a span id of it.

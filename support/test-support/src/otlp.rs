@@ -172,3 +172,111 @@ impl TraceReceiver {
         }
     }
 }
+
+/// The colour of each service's bars in [`waterfall_svg`].
+fn colour(service: &str) -> &'static str {
+    match service {
+        "broker-service" => "#4e79a7",
+        "authentication-service" => "#f28e2b",
+        "logger-service" => "#59a14f",
+        "mail-service" => "#e15759",
+        "listener-service" => "#b07aa1",
+        "front-end" => "#76b7b2",
+        _ => "#9c9c9c",
+    }
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// One trace as an SVG waterfall, as trace viewers draw it: a row per
+/// span in tree order (children under their parent, by start time),
+/// indented by depth, with a bar from its start to its end on the trace's
+/// time axis.
+pub fn waterfall_svg(title: &str, spans: &[ReceivedSpan]) -> String {
+    fn visit<'a>(
+        span: &'a ReceivedSpan,
+        depth: usize,
+        spans: &'a [ReceivedSpan],
+        rows: &mut Vec<(usize, &'a ReceivedSpan)>,
+    ) {
+        rows.push((depth, span));
+        let mut children: Vec<&ReceivedSpan> = spans
+            .iter()
+            .filter(|s| s.parent_span_id == span.span_id)
+            .collect();
+        children.sort_by_key(|s| s.start_unix_nanos);
+        for child in children {
+            visit(child, depth + 1, spans, rows);
+        }
+    }
+    let mut rows = Vec::new();
+    let mut roots: Vec<&ReceivedSpan> = spans
+        .iter()
+        .filter(|s| {
+            s.parent_span_id.is_empty() || !spans.iter().any(|p| p.span_id == s.parent_span_id)
+        })
+        .collect();
+    roots.sort_by_key(|s| s.start_unix_nanos);
+    for root in roots {
+        visit(root, 0, spans, &mut rows);
+    }
+    let start = spans.iter().map(|s| s.start_unix_nanos).min().unwrap_or(0);
+    let end = spans
+        .iter()
+        .map(|s| s.end_unix_nanos)
+        .max()
+        .unwrap_or(start + 1);
+    let total = (end - start).max(1) as f64;
+    let (label_width, bar_width, row_height, top) = (430.0, 520.0, 24.0, 56.0);
+    let width = label_width + bar_width + 90.0;
+    let height = top + row_height * rows.len() as f64 + 16.0;
+    let mut svg = format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">
+<rect width="100%" height="100%" fill="#ffffff"/>
+<text x="12" y="22" font-size="15" font-weight="bold">{}</text>
+<text x="12" y="42" fill="#555">trace {} · {} spans · {:.2} ms</text>
+"##,
+        escape(title),
+        spans.first().map_or("", |s| s.trace_id.as_str()),
+        spans.len(),
+        total / 1e6
+    );
+    for (i, (depth, span)) in rows.iter().enumerate() {
+        let y = top + row_height * i as f64;
+        let x0 = label_width + bar_width * (span.start_unix_nanos - start) as f64 / total;
+        let w = (bar_width * (span.end_unix_nanos.saturating_sub(span.start_unix_nanos)) as f64
+            / total)
+            .max(1.5);
+        let ms = span.end_unix_nanos.saturating_sub(span.start_unix_nanos) as f64 / 1e6;
+        if i % 2 == 0 {
+            svg.push_str(&format!(
+                r##"<rect x="0" y="{y}" width="{width}" height="{row_height}" fill="#f5f5f5"/>
+"##
+            ));
+        }
+        svg.push_str(&format!(
+            r##"<text x="{}" y="{}"><tspan fill="{}" font-weight="bold">{}</tspan> {} <tspan fill="#777">({})</tspan></text>
+<rect x="{x0:.1}" y="{}" width="{w:.1}" height="{}" rx="2" fill="{}"/>
+<text x="{:.1}" y="{}" fill="#333">{ms:.2} ms</text>
+"##,
+            12.0 + 14.0 * *depth as f64,
+            y + 16.0,
+            colour(&span.service),
+            escape(&span.service),
+            escape(&span.name),
+            span.kind,
+            y + 5.0,
+            row_height - 10.0,
+            colour(&span.service),
+            (x0 + w + 6.0).min(width - 70.0),
+            y + 16.0,
+        ));
+    }
+    svg.push_str("</svg>\n");
+    svg
+}

@@ -41,6 +41,13 @@ STATEFUL = ["postgres", "mongo", "rabbitmq"]
 # Ingress in Kubernetes), the page's origin, and the trial user (on in the
 # compose trial, off in Swarm and Kubernetes).
 BROWSER_VARS = {"BROKER_URL", "MAIL_UI_URL", "CORS_ORIGINS", "SEED_ADMIN"}
+# The compose profile observability (make up-observability) and its Swarm
+# file, project/swarm-observability.yml: official images, not built from the
+# repository, so the rules of the six services (build, image, ports) do not
+# apply to them; the general ones (a healthcheck, depends_on healthy) and
+# check_observability's do.
+OBSERVABILITY = ["prometheus", "jaeger", "grafana"]
+OBSERVABILITY_PROFILE = "observability"
 
 
 def unfiled(names):
@@ -273,6 +280,10 @@ def check_k8s(compose_env):
                 and csc.get("readOnlyRootFilesystem") and csc.get("allowPrivilegeEscalation") is False
                 and csc.get("capabilities", {}).get("drop") == ["ALL"]):
             problem(where, "needs the restricted securityContext")
+        annotations = deploy["spec"]["template"]["metadata"].get("annotations", {})
+        if annotations != {"prometheus.io/scrape": "true", "prometheus.io/port": str(ports["http"]),
+                           "prometheus.io/path": "/metrics"}:
+            problem(where, f"the pod template needs the prometheus.io/* annotations of /metrics on {ports['http']}")
         res = container.get("resources", {})
         if not (res.get("requests") and res.get("limits")):
             problem(where, "needs resource requests and limits")
@@ -317,6 +328,80 @@ def check_k8s(compose_env):
         problem("project/k8s/ingress.yaml", "must route to front-end and broker-service")
 
 
+# --- observability ----------------------------------------------------------
+
+def check_observability(compose, native_jobs):
+    """The profile observability and project/swarm-observability.yml: the
+    same three official images, every job of prometheus.native.yml scraped
+    by service name, no service of a plain `up` waiting for one of them."""
+    services = compose.get("services", {})
+    overlay_path = PROJECT / "swarm-observability.yml"
+    overlay = load(overlay_path).get("services", {}) if overlay_path.is_file() else {}
+    if not overlay:
+        problem("project/swarm-observability.yml", "missing")
+    for name in OBSERVABILITY:
+        where = f"project/docker-compose.yml {name}"
+        svc = services.get(name)
+        if svc is None:
+            problem(where, "is missing")
+            continue
+        if svc.get("profiles") != [OBSERVABILITY_PROFILE]:
+            problem(where, f"must be in the profile {OBSERVABILITY_PROFILE} only (the Docker tests run without it)")
+        for port in svc.get("ports", []):
+            if not str(port).startswith("127.0.0.1:"):
+                problem(where, f"publishes {port} beyond 127.0.0.1")
+        if name in overlay and overlay[name].get("image") != svc.get("image"):
+            problem(f"project/swarm-observability.yml {name}",
+                    f"runs {overlay[name].get('image')}, compose runs {svc.get('image')}")
+    for name, svc in services.items():
+        if OBSERVABILITY_PROFILE in (svc.get("profiles") or []):
+            continue
+        for dep in svc.get("depends_on") or {}:
+            if dep in OBSERVABILITY:
+                problem(f"project/docker-compose.yml {name}", f"depends on {dep}, which a plain up does not start")
+    for name, svc in overlay.items():
+        where = f"project/swarm-observability.yml {name}"
+        if name in SERVICES:
+            if set(service_env(svc)) != {"OTEL_EXPORTER_OTLP_ENDPOINT"}:
+                problem(where, "may set OTEL_EXPORTER_OTLP_ENDPOINT only")
+            continue
+        if name not in OBSERVABILITY:
+            problem(where, "is neither one of the six services nor an observability service")
+            continue
+        deploy = svc.get("deploy", {})
+        if "healthcheck" not in svc:
+            problem(where, "has no healthcheck")
+        if "restart_policy" not in deploy:
+            problem(where, "needs a restart_policy")
+        if "limits" not in deploy.get("resources", {}):
+            problem(where, "needs resource limits")
+        if svc.get("ports"):
+            problem(where, "must not publish ports (the routing mesh opens them on every node)")
+
+    # Compose and Swarm scrape the same jobs as the native stack, under the
+    # services' names (the dashboard groups by job).
+    def targets(path):
+        jobs = {}
+        for job in load(path).get("scrape_configs", []):
+            found = [t for c in job.get("static_configs", []) for t in c.get("targets", [])]
+            found += [f"{n}:{c.get('port')}" for c in job.get("dns_sd_configs", []) for n in c.get("names", [])]
+            jobs[job["job_name"]] = found
+        return jobs
+    for path, host in ((PROJECT / "observability" / "prometheus.yml", "{name}"),
+                       (PROJECT / "observability" / "prometheus.swarm.yml", "tasks.{name}")):
+        where = str(path.relative_to(ROOT))
+        if not path.is_file():
+            problem(where, "missing")
+            continue
+        jobs = targets(path)
+        if set(jobs) != set(native_jobs):
+            problem(where, f"jobs {sorted(jobs)} are not prometheus.native.yml's {sorted(native_jobs)}")
+        for name, ports in SERVICES.items():
+            want = [f"{host.format(name=name)}:{ports['http']}"]
+            if jobs.get(name, want) != want:
+                problem(where, f"job {name} must scrape {want}, not {jobs[name]}")
+
+
 def main():
     for name, ports in SERVICES.items():
         check_dockerfile(name, ports)
@@ -347,6 +432,11 @@ def main():
             problem("project/swarm.yml", f"{name} runs {si}, compose runs {ci}")
 
     check_k8s(compose_env)
+    native_jobs = {job["job_name"] for job in
+                   load(PROJECT / "observability" / "prometheus.native.yml").get("scrape_configs", [])}
+    if native_jobs != set(SERVICES):
+        problem("project/observability/prometheus.native.yml", f"jobs {sorted(native_jobs)} are not the six services")
+    check_observability(compose, native_jobs)
     for name in INFRA:
         images = {c["image"] for path in K8S.glob("*.yaml") if path.name != "kustomization.yaml"
                   for d in load_all(path) if d["kind"] in ("StatefulSet", "Deployment")
@@ -389,7 +479,9 @@ def main():
     example = {line.split("=", 1)[0] for line in (PROJECT / ".env.example").read_text().splitlines()
                if re.match(r"[A-Z_]+=", line)}
     used = set(re.findall(r"\$\{([A-Z_]+)", (PROJECT / "docker-compose.yml").read_text()))
-    for var in sorted(used - example - {"IMAGE_PREFIX", "TAG"}):
+    # IMAGE_PREFIX and TAG come from make; so does OTEL_EXPORTER_OTLP_ENDPOINT
+    # (make up-observability), empty, that is no traces, without it.
+    for var in sorted(used - example - {"IMAGE_PREFIX", "TAG", "OTEL_EXPORTER_OTLP_ENDPOINT"}):
         problem("project/.env.example", f"lacks {var}, which docker-compose.yml uses")
 
     for line in problems:

@@ -14,6 +14,9 @@
 #   DEPLOY_SECRETS_DIR  where `make up` writes compose's secrets from it
 #                 (project/secrets)
 #   SWARM_FILES   extra stack files laid over project/swarm.yml
+#   OBSERVABILITY_OTLP_ENDPOINT  where up-observability and
+#                 swarm-observability have the services send their traces
+#                 (http://jaeger:4317, the stack's own Jaeger)
 #   SKIP_DOCKER_TESTS=1  `make test` skips the Docker tests (they fail, and
 #                 say why, where no Docker engine can run)
 
@@ -43,8 +46,8 @@ COMPOSE = $(DOCKER_BUILD) IMAGE_PREFIX=$(IMAGE_PREFIX) TAG=$(TAG) SECRETS_DIR=$(
 
 deploy_dockerfile = $(if $(filter caddy,$1),project/caddy.dockerfile,$1/$1.dockerfile)
 
-.PHONY: deploy-help stand-ins deploy-secrets up up-build down build-images push-images $(DEPLOY_BUILD_TARGETS) \
-	swarm-deploy swarm-rm k8s-secrets k8s-apply k8s-delete lint-deploy test-docker test-compose test-swarm
+.PHONY: deploy-help stand-ins deploy-secrets up up-build up-observability down build-images push-images \
+	$(DEPLOY_BUILD_TARGETS) swarm-deploy swarm-observability swarm-rm k8s-secrets k8s-apply k8s-delete lint-deploy test-docker test-compose test-swarm
 
 deploy-help:
 	@grep -E '^[a-z0-9-]+:.*## ' project/deploy.mk | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -70,8 +73,16 @@ up-build: stand-ins deploy-secrets | $(DEPLOY_ENV_FILE) ## docker compose: build
 	$(COMPOSE) up -d --build
 	@echo "test page http://localhost  broker http://localhost/api/  mail http://localhost:8025  rabbitmq http://localhost:15672"
 
+# Prometheus, Jaeger and Grafana: the compose profile observability, official
+# images pulled from Docker Hub (no stand-ins: docs/deploy.md, "Observability").
+OBSERVABILITY_OTLP_ENDPOINT ?= http://jaeger:4317
+up-observability: stand-ins deploy-secrets | $(DEPLOY_ENV_FILE) ## docker compose: `make up` plus Prometheus, Jaeger and Grafana, traces on
+	OTEL_EXPORTER_OTLP_ENDPOINT=$(OBSERVABILITY_OTLP_ENDPOINT) $(COMPOSE) --profile observability up -d
+	@echo "test page http://localhost  prometheus http://localhost:9090  jaeger http://localhost:16686  grafana http://localhost:3000"
+
+# With the profile, so the observability containers go too when they run.
 down: ## docker compose: stop and remove the containers (the volumes stay)
-	$(COMPOSE) down
+	$(COMPOSE) --profile observability down
 
 $(DEPLOY_BUILD_TARGETS): build-%: stand-ins
 	$(DOCKER_BUILD) docker build -f $(call deploy_dockerfile,$*) -t $(IMAGE_PREFIX)/$*:$(TAG) .
@@ -84,6 +95,10 @@ push-images: ## push the images to the registry named by IMAGE_PREFIX
 swarm-deploy: | $(DEPLOY_ENV_FILE) ## Docker Swarm: create the missing secrets from project/.env, deploy project/swarm.yml as STACK
 	ENV_FILE=$(DEPLOY_ENV_FILE) IMAGE_PREFIX=$(IMAGE_PREFIX) TAG=$(TAG) SWARM_FILES="$(SWARM_FILES)" \
 		project/swarm-deploy.sh $(STACK)
+
+swarm-observability: | $(DEPLOY_ENV_FILE) ## Docker Swarm: swarm-deploy with project/swarm-observability.yml (Prometheus, Jaeger, Grafana; traces on)
+	OTEL_EXPORTER_OTLP_ENDPOINT=$(OBSERVABILITY_OTLP_ENDPOINT) ENV_FILE=$(DEPLOY_ENV_FILE) IMAGE_PREFIX=$(IMAGE_PREFIX) TAG=$(TAG) \
+		SWARM_FILES="project/swarm-observability.yml $(SWARM_FILES)" project/swarm-deploy.sh $(STACK)
 
 swarm-rm: ## Docker Swarm: remove the stack (volumes and secrets stay)
 	docker stack rm $(STACK)

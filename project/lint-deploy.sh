@@ -93,7 +93,8 @@ check "shell scripts parse" \
   bash -c 'for f in project/*.sh project/docker/*.sh project/stand-ins/*.sh project/initdb/*.sh; do bash -n "$f" || exit 1; done'
 
 check "yamllint (.yamllint)" \
-  "$VENV/bin/yamllint" --strict -c .yamllint .yamllint project/docker-compose.yml project/swarm.yml project/docker/swarm-test.yml project/k8s
+  "$VENV/bin/yamllint" --strict -c .yamllint .yamllint project/docker-compose.yml project/swarm.yml \
+  project/swarm-observability.yml project/docker/swarm-test.yml project/k8s project/observability
 
 # Compose with the example settings; a warning (an unset variable, an unused
 # network) is a failure too.
@@ -108,6 +109,20 @@ stack_config() {
   ! grep -qi warn "$out"
 }
 check "docker stack config (project/swarm.yml)" stack_config
+
+# With the observability profile (make up-observability).
+compose_observability_config() {
+  docker-compose --env-file project/.env.example -f project/docker-compose.yml --profile observability config -q || return 1
+  ! grep -qi warn "$out"
+}
+check "docker-compose --profile observability config -q" compose_observability_config
+
+# The observability services laid over it (make swarm-observability).
+stack_observability_config() {
+  docker stack config -c project/swarm.yml -c project/swarm-observability.yml >/dev/null || return 1
+  ! grep -qi warn "$out"
+}
+check "docker stack config (swarm.yml + swarm-observability.yml)" stack_observability_config
 
 # The test-only override laid over it (project/docker/test-swarm.sh).
 stack_test_config() {

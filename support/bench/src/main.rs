@@ -1,6 +1,6 @@
 //! `make bench` and `make soak` against the native stack (`make start`).
 //!
-//! `bench [bench|soak|listing|faults]`; settings from the environment: `BENCH_SECS` (10),
+//! `bench [bench|soak|listing|faults|tracing]`; settings from the environment: `BENCH_SECS` (10),
 //! `WARMUP_SECS` (2), `CONCURRENCY` ("1,16,64"), `OPEN_SECS` (5, each
 //! open-loop run), `SOAK_SECS` (300), `BENCH_PYTHON` (python3, with
 //! pymongo), `RUN_DIR` (.run, for the services' PIDs), `OUT_DIR`
@@ -14,6 +14,7 @@ mod load;
 mod procs;
 mod report;
 mod scenarios;
+mod tracing_cost;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -99,7 +100,8 @@ async fn main() -> anyhow::Result<()> {
             let measured = listing::measure(&settings, &clients).await?;
             listing::write(&settings, &measured)
         }
-        other => anyhow::bail!("unknown mode {other}: bench or soak"),
+        "tracing" => tracing_cost::run(&settings).await,
+        other => anyhow::bail!("unknown mode {other}: bench, soak, listing or tracing"),
     }
 }
 

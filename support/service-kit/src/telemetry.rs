@@ -27,8 +27,8 @@ use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{SpanId, TraceContextExt, TraceId, TracerProvider as _};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator, SdkTracerProvider};
-use tracing::Span;
 use tracing::dispatcher::WeakDispatch;
+use tracing::{Level, Span};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer as _;
@@ -119,8 +119,51 @@ pub fn init(format: LogFormat, service: &'static str, export: bool) -> Telemetry
             .with_threads(false)
             .with_target(false)
     });
+    let dispatch: tracing::Dispatch = match otel {
+        // Without export, one global filter, as cheap as it gets.
+        None => tracing_subscriber::registry()
+            .with(filter)
+            .with(log_layer(format, ansi))
+            .into(),
+        // With it, the log level (`RUST_LOG`) filters the log only: a
+        // trace keeps its spans however quiet the log is. Of the events,
+        // only warnings and errors become events of the exported spans.
+        Some(otel) => tracing_subscriber::registry()
+            .with(log_layer(format, ansi).with_filter(filter))
+            .with(
+                otel.with_filter(tracing_subscriber::filter::filter_fn(|meta| {
+                    *meta.level()
+                        <= if meta.is_span() {
+                            Level::INFO
+                        } else {
+                            Level::WARN
+                        }
+                })),
+            )
+            .into(),
+    };
+    let weak = dispatch.downgrade();
+    if dispatch.try_init().is_ok() {
+        let _ = DISPATCH.set(weak);
+        if provider.is_some() {
+            EXPORTING.store(true, Ordering::Relaxed);
+        }
+        Telemetry { provider }
+    } else {
+        Telemetry { provider: None }
+    }
+}
+
+/// The log output, in `format`.
+fn log_layer<S>(
+    format: LogFormat,
+    ansi: bool,
+) -> Box<dyn tracing_subscriber::Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+{
     let fmt = tracing_subscriber::fmt::layer().with_ansi(ansi);
-    let fmt = match format {
+    match format {
         LogFormat::Json => fmt
             .event_format(WithTraceIds(
                 tracing_subscriber::fmt::format()
@@ -131,21 +174,6 @@ pub fn init(format: LogFormat, service: &'static str, export: bool) -> Telemetry
             .fmt_fields(JsonFields::new())
             .boxed(),
         LogFormat::Text => fmt.boxed(),
-    };
-    let dispatch: tracing::Dispatch = tracing_subscriber::registry()
-        .with(filter)
-        .with(fmt)
-        .with(otel)
-        .into();
-    let weak = dispatch.downgrade();
-    if dispatch.try_init().is_ok() {
-        let _ = DISPATCH.set(weak);
-        if provider.is_some() {
-            EXPORTING.store(true, Ordering::Relaxed);
-        }
-        Telemetry { provider }
-    } else {
-        Telemetry { provider: None }
     }
 }
 

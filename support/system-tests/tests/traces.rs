@@ -360,3 +360,46 @@ async fn one_request_on_each_transport_is_one_connected_trace_and_its_logs_carry
         }
     }
 }
+
+/// `RUST_LOG` sets how much is logged, not what is traced: with the log at
+/// `warn`, a click's trace is still whole.
+#[tokio::test]
+async fn a_quiet_log_still_exports_whole_traces() {
+    let receiver = TraceReceiver::start().await;
+    let system = ProcessSystem::start(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint.as_str()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ("RUST_LOG", "warn"),
+    ])
+    .await;
+    let client = reqwest::Client::new();
+    let body = json!({"action": "log", "transport": "rpc", "log": {"name": "quiet", "data": "d"}});
+    let (status, answer, id) = post(&client, system.url(BROKER), body, None).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let hops = [
+        ROOT,
+        (
+            (BROKER, "LogService.log_info", "client"),
+            Some((BROKER, "POST /handle")),
+        ),
+        (
+            (LOGGER, "LogService.log_info", "server"),
+            Some((BROKER, "LogService.log_info")),
+        ),
+        stored_by("LogService.log_info"),
+    ];
+    let spans = receiver
+        .trace(&trace_id_of(&id), Duration::from_secs(20), |spans| {
+            has_all(spans, &hops)
+        })
+        .await;
+    assert_trace("rpc, log at warn", &spans, &hops);
+    // And nothing at info was logged.
+    assert!(
+        system
+            .log_lines(LOGGER)
+            .iter()
+            .all(|line| line["level"] != "INFO"),
+        "the logger logged at info with RUST_LOG=warn"
+    );
+}

@@ -153,7 +153,7 @@ async fn measure(
 }
 
 /// The listener's count of stored events, from its `/metrics`.
-async fn listener_stored() -> anyhow::Result<u64> {
+pub(crate) async fn listener_stored() -> anyhow::Result<u64> {
     let text = reqwest::get(format!("{}/metrics", ports::local_http(ports::LISTENER)))
         .await?
         .text()
@@ -167,7 +167,7 @@ async fn listener_stored() -> anyhow::Result<u64> {
 /// Waits until the listener's stored count has not moved for a second;
 /// returns (events stored since `before`, seconds from `started` to the
 /// last one).
-async fn drain_queue(before: u64, started: Instant) -> (u64, f64) {
+pub(crate) async fn drain_queue(before: u64, started: Instant) -> (u64, f64) {
     let (mut last, mut last_change) = (listener_stored().await.unwrap_or(before), Instant::now());
     while last_change.elapsed() < Duration::from_secs(1) {
         tokio::time::sleep(Duration::from_millis(50)).await;

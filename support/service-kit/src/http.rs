@@ -37,7 +37,7 @@ use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
-use crate::metrics::{Metrics, Outcome, RecordRouteLayer, route_of};
+use crate::metrics::{Metrics, RecordRouteLayer};
 use crate::telemetry;
 
 /// The largest request body any service accepts: 1 MiB.
@@ -245,7 +245,7 @@ pub fn with_conventions(
 + 'static {
     let header = HeaderName::from_static(crate::request_id::HEADER);
     let router = router
-        .route_layer(RecordRouteLayer)
+        .route_layer(RecordRouteLayer(metrics.clone()))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
@@ -260,12 +260,7 @@ pub fn with_conventions(
                 .make_span_with(request_span)
                 .on_request(())
                 .on_response(move |response: &Response, latency: Duration, span: &Span| {
-                    metrics.served(
-                        "http",
-                        route_of(response),
-                        Outcome::of_status(response.status()),
-                        latency,
-                    );
+                    metrics.served_http(response, latency);
                     log_response(response, latency, span);
                 })
                 .on_failure(()),

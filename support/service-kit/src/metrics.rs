@@ -397,36 +397,100 @@ fn intern(route: &str) -> &'static str {
     leaked
 }
 
-/// The route a response was routed by, which [`RecordRoute`] puts on it.
-#[derive(Clone, Copy)]
-struct RoutedBy(&'static str);
-
-/// The label of the route that answered `response`: its template
-/// (`/logs/{id}`), or `unmatched` for the fallback.
-pub fn route_of(response: &Response) -> &'static str {
-    response
-        .extensions()
-        .get::<RoutedBy>()
-        .map_or("unmatched", |r| r.0)
+/// One HTTP route's request counters and histograms, one pair per
+/// outcome, looked up once: counting a request is then two atomic
+/// updates, with no label set hashed on the way.
+pub struct RouteMetrics {
+    route: &'static str,
+    by_outcome: [(Counter, Histogram); 3],
 }
 
-/// Puts the matched route's template on each response, for the request
-/// metrics outside the router ([`route_of`]). Applied with
-/// `Router::route_layer`, so only matched routes carry it.
-#[derive(Clone, Copy, Default)]
-pub struct RecordRouteLayer;
+impl RouteMetrics {
+    fn new(metrics: &Metrics, route: &'static str) -> Self {
+        let pair = |outcome: Outcome| {
+            let labels = RequestLabels {
+                transport: "http",
+                route,
+                outcome: outcome.as_str(),
+            };
+            (
+                metrics.0.requests.get_or_create_owned(&labels),
+                metrics.0.durations.get_or_create_owned(&labels),
+            )
+        };
+        Self {
+            route,
+            by_outcome: [
+                pair(Outcome::Ok),
+                pair(Outcome::ClientError),
+                pair(Outcome::ServerError),
+            ],
+        }
+    }
+
+    fn record(&self, outcome: Outcome, took: Duration) {
+        // In the order of the variants, as `new` made them.
+        let (count, durations) = &self.by_outcome[outcome as usize];
+        count.inc();
+        durations.observe(took.as_secs_f64());
+    }
+}
+
+/// The route a response was routed by, which [`RecordRoute`] puts on it.
+#[derive(Clone)]
+struct RoutedBy(Arc<RouteMetrics>);
+
+impl Metrics {
+    /// Counts one HTTP request answered with `response`, by the route
+    /// that answered it ([`RecordRouteLayer`]), or as `unmatched`.
+    pub fn served_http(&self, response: &Response, took: Duration) {
+        let outcome = Outcome::of_status(response.status());
+        match response.extensions().get::<RoutedBy>() {
+            Some(RoutedBy(route)) => route.record(outcome, took),
+            None => self.served("http", "unmatched", outcome, took),
+        }
+    }
+}
+
+/// Puts the matched route's metrics on each response, for the request
+/// metrics outside the router ([`Metrics::served_http`]). Applied with
+/// `Router::route_layer`, so only matched routes carry it; each route's
+/// metrics are looked up on its first request.
+#[derive(Clone)]
+pub struct RecordRouteLayer(pub Metrics);
 
 impl<S> tower::Layer<S> for RecordRouteLayer {
     type Service = RecordRoute<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RecordRoute { inner }
+        RecordRoute {
+            inner,
+            metrics: self.0.clone(),
+            route: Arc::default(),
+        }
     }
 }
 
 #[derive(Clone)]
 pub struct RecordRoute<S> {
     inner: S,
+    metrics: Metrics,
+    /// This route's metrics, once known (a layered route serves one path).
+    route: Arc<OnceLock<Arc<RouteMetrics>>>,
+}
+
+impl<S> RecordRoute<S> {
+    fn metrics_of(&self, path: &MatchedPath) -> Arc<RouteMetrics> {
+        let known = self
+            .route
+            .get_or_init(|| Arc::new(RouteMetrics::new(&self.metrics, intern(path.as_str()))));
+        if known.route == path.as_str() {
+            known.clone()
+        } else {
+            // Not expected (one path per layered route), but counted right.
+            Arc::new(RouteMetrics::new(&self.metrics, intern(path.as_str())))
+        }
+    }
 }
 
 impl<S> tower::Service<Request> for RecordRoute<S>
@@ -445,7 +509,7 @@ where
         let route = req
             .extensions()
             .get::<MatchedPath>()
-            .map(|p| RoutedBy(intern(p.as_str())));
+            .map(|p| RoutedBy(self.metrics_of(p)));
         Routed {
             inner: self.inner.call(req),
             route,

@@ -436,17 +436,22 @@ impl RouteMetrics {
     }
 }
 
-/// The route a response was routed by, which [`RecordRoute`] puts on it.
-#[derive(Clone)]
-struct RoutedBy(Arc<RouteMetrics>);
+/// The route a response was routed by, which [`RecordRoute`] puts on it:
+/// its metrics, or (the slow way, not expected) its template.
+#[derive(Clone, Copy)]
+enum Routed {
+    Known(&'static RouteMetrics),
+    Path(&'static str),
+}
 
 impl Metrics {
     /// Counts one HTTP request answered with `response`, by the route
     /// that answered it ([`RecordRouteLayer`]), or as `unmatched`.
     pub fn served_http(&self, response: &Response, took: Duration) {
         let outcome = Outcome::of_status(response.status());
-        match response.extensions().get::<RoutedBy>() {
-            Some(RoutedBy(route)) => route.record(outcome, took),
+        match response.extensions().get::<Routed>() {
+            Some(Routed::Known(route)) => route.record(outcome, took),
+            Some(Routed::Path(route)) => self.served("http", route, outcome, took),
             None => self.served("http", "unmatched", outcome, took),
         }
     }
@@ -459,14 +464,26 @@ impl Metrics {
 #[derive(Clone)]
 pub struct RecordRouteLayer(pub Metrics);
 
+/// What one layered route keeps: made once per route when a router is
+/// built, and kept for the life of the process, so that the copy axum
+/// makes of a route for each request copies a reference and touches no
+/// reference count (on `POST /`, a shared count is most of what metrics
+/// cost).
+struct RouteState {
+    metrics: Metrics,
+    route: OnceLock<&'static RouteMetrics>,
+}
+
 impl<S> tower::Layer<S> for RecordRouteLayer {
     type Service = RecordRoute<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
         RecordRoute {
             inner,
-            metrics: self.0.clone(),
-            route: Arc::default(),
+            state: Box::leak(Box::new(RouteState {
+                metrics: self.0.clone(),
+                route: OnceLock::new(),
+            })),
         }
     }
 }
@@ -474,22 +491,20 @@ impl<S> tower::Layer<S> for RecordRouteLayer {
 #[derive(Clone)]
 pub struct RecordRoute<S> {
     inner: S,
-    metrics: Metrics,
-    /// This route's metrics, once known (a layered route serves one path).
-    route: Arc<OnceLock<Arc<RouteMetrics>>>,
+    state: &'static RouteState,
 }
 
 impl<S> RecordRoute<S> {
-    fn metrics_of(&self, path: &MatchedPath) -> Arc<RouteMetrics> {
-        let known = self
-            .route
-            .get_or_init(|| Arc::new(RouteMetrics::new(&self.metrics, intern(path.as_str()))));
-        if known.route == path.as_str() {
-            known.clone()
-        } else {
-            // Not expected (one path per layered route), but counted right.
-            Arc::new(RouteMetrics::new(&self.metrics, intern(path.as_str())))
-        }
+    /// This route's metrics; `None` for a path other than the first this
+    /// layered route served (not expected: it serves one).
+    fn metrics_of(&self, path: &MatchedPath) -> Option<&'static RouteMetrics> {
+        let known = *self.state.route.get_or_init(|| {
+            Box::leak(Box::new(RouteMetrics::new(
+                &self.state.metrics,
+                intern(path.as_str()),
+            )))
+        });
+        (known.route == path.as_str()).then_some(known)
     }
 }
 
@@ -499,18 +514,18 @@ where
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = Routed<S::Future>;
+    type Future = RoutedFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
-        let route = req
-            .extensions()
-            .get::<MatchedPath>()
-            .map(|p| RoutedBy(self.metrics_of(p)));
-        Routed {
+        let route = req.extensions().get::<MatchedPath>().map(|path| {
+            self.metrics_of(path)
+                .map_or_else(|| Routed::Path(intern(path.as_str())), Routed::Known)
+        });
+        RoutedFuture {
             inner: self.inner.call(req),
             route,
         }
@@ -519,14 +534,14 @@ where
 
 pin_project_lite::pin_project! {
     /// [`RecordRoute`]'s future: the inner answer, its route added.
-    pub struct Routed<F> {
+    pub struct RoutedFuture<F> {
         #[pin]
         inner: F,
-        route: Option<RoutedBy>,
+        route: Option<Routed>,
     }
 }
 
-impl<F, E> Future for Routed<F>
+impl<F, E> Future for RoutedFuture<F>
 where
     F: Future<Output = Result<Response, E>>,
 {

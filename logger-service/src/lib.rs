@@ -43,8 +43,7 @@ impl Application {
     /// tarpc and gRPC listeners; port 0 picks a free port.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let metrics = Metrics::new();
-        let store =
-            LogStore::connect_counted(&config.mongo_url, &config.mongo_database, &metrics).await?;
+        let store = LogStore::connect(&config.mongo_url, &config.mongo_database, &metrics).await?;
         tracing::info!(
             mongo_host = config.mongo_url.host_str().unwrap_or_default(),
             database = config.mongo_database,

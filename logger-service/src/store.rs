@@ -339,17 +339,9 @@ async fn client_options(url: &Url) -> anyhow::Result<ClientOptions> {
 
 impl LogStore {
     /// Sets up the client; nothing is dialed until the first operation, so
-    /// this succeeds while MongoDB is down.
-    pub async fn connect(url: &Url, database: &str) -> anyhow::Result<Self> {
-        Self::connect_counted(url, database, &Metrics::new()).await
-    }
-
-    /// As [`LogStore::connect`], counting its writes in `metrics`.
-    pub async fn connect_counted(
-        url: &Url,
-        database: &str,
-        metrics: &Metrics,
-    ) -> anyhow::Result<Self> {
+    /// this succeeds while MongoDB is down. Its writes are counted in
+    /// `metrics`.
+    pub async fn connect(url: &Url, database: &str, metrics: &Metrics) -> anyhow::Result<Self> {
         let options = client_options(url).await?;
         let client = Client::with_options(options).context("cannot create the MongoDB client")?;
         let logs = client.database(database).collection(COLLECTION);

@@ -10,8 +10,6 @@
 //! - `dependency_requests_total{dependency,transport,outcome}` and
 //!   `dependency_request_duration_seconds{...}`: the calls it made to
 //!   another service or a database;
-//! - `dependency_reconnects_total{dependency}`: connections made again
-//!   after one was lost.
 //!
 //! Every label value is a name from the code (a route template, a method,
 //! a dependency), never anything a client sent, so the series stay few.
@@ -88,11 +86,6 @@ struct DependencyLabels {
     outcome: &'static str,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct DependencyName {
-    dependency: &'static str,
-}
-
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn duration_histogram() -> Histogram {
@@ -109,7 +102,6 @@ struct Inner {
     durations: Histograms<RequestLabels>,
     calls: Family<DependencyLabels, Counter>,
     call_durations: Histograms<DependencyLabels>,
-    reconnects: Family<DependencyName, Counter>,
     readings: Arc<Readings>,
 }
 
@@ -133,7 +125,6 @@ impl Metrics {
         let calls = Family::default();
         let call_durations: Histograms<DependencyLabels> =
             Family::new_with_constructor(duration_histogram);
-        let reconnects = Family::default();
         registry.register(
             "server_requests",
             "Requests answered, by transport, route and outcome.",
@@ -154,11 +145,6 @@ impl Metrics {
             "Time a call to a dependency took.",
             call_durations.clone(),
         );
-        registry.register(
-            "dependency_reconnects",
-            "Connections made again after one to the dependency was lost.",
-            reconnects.clone(),
-        );
         let readings = Arc::new(Readings::default());
         registry.register_collector(Box::new(readings.clone()));
         Self(Arc::new(Inner {
@@ -168,7 +154,6 @@ impl Metrics {
             durations,
             calls,
             call_durations,
-            reconnects,
         }))
     }
 
@@ -360,17 +345,6 @@ impl Dependency {
         let result = call.await;
         self.record(judge(&result), started.elapsed());
         result
-    }
-
-    /// Counts a connection made again after one was lost.
-    pub fn reconnected(&self) {
-        self.metrics
-            .0
-            .reconnects
-            .get_or_create(&DependencyName {
-                dependency: self.dependency,
-            })
-            .inc();
     }
 }
 

@@ -408,7 +408,7 @@ pub fn extract(carrier: &dyn Extractor) -> opentelemetry::Context {
 
 /// Makes `span` a child of the context `carrier` carries, when traces are
 /// exported and it carries one.
-pub fn follow(span: &Span, carrier: &dyn Extractor) {
+fn follow(span: &Span, carrier: &dyn Extractor) {
     if exporting() {
         let parent = extract(carrier);
         if parent.span().span_context().is_valid() {

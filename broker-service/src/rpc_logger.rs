@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use proto::rpc::Json;
 use proto::rpc::{LogRpcError, LogServiceClient};
 use resilience::Reconnecting;
 use service_kit::http::ApiError;
@@ -11,7 +12,6 @@ use service_kit::metrics::{Dependency, Outcome};
 use service_kit::request_id;
 use tarpc::client::{self, RpcError};
 use tarpc::context;
-use tarpc::tokio_serde::formats::Json;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 

@@ -32,7 +32,7 @@ use proto::amqp::{
 use proto::http::{LogPayload, REQUEST_ID_HEADER};
 use reqwest::StatusCode;
 use resilience::Backoff;
-use service_kit::metrics::{Metrics as ServiceMetrics, Outcome};
+use service_kit::metrics::{Outcome, Timed};
 use service_kit::shutdown::CancellationToken;
 use service_kit::upstream::ServiceClient;
 use service_kit::{request_id, telemetry};
@@ -60,9 +60,9 @@ pub struct Consumer {
     pub retry_backoff: Duration,
     pub shutdown_grace: Duration,
     pub metrics: Arc<Metrics>,
-    /// The service's metrics: each event handled is a request served
-    /// over AMQP.
-    pub served: ServiceMetrics,
+    /// Each event handled, counted as a request served over AMQP
+    /// (`Metrics::server("amqp", QUEUE)`).
+    pub served: Timed,
 }
 
 impl Consumer {
@@ -217,7 +217,7 @@ impl Consumer {
             span.record("otel.status_code", "ERROR");
         }
         let took = started.elapsed();
-        self.served.served("amqp", QUEUE, outcome, took);
+        self.served.record(outcome, took);
         // One line per event, as the HTTP services write one per request.
         let latency_ms = (took.as_secs_f64() * 1e6).round() / 1e3;
         span.in_scope(|| {

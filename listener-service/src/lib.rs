@@ -44,7 +44,7 @@ impl Application {
             retry_backoff: config.retry_backoff,
             shutdown_grace: config.server.shutdown_grace,
             metrics: metrics.clone(),
-            served: service_metrics.clone(),
+            served: service_metrics.server("amqp", proto::amqp::QUEUE),
         });
         let readiness = Readiness::new()
             .with(Consuming(metrics.clone()))

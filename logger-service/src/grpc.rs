@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use proto::grpc::log_service_server::{LogService, LogServiceServer};
 use proto::grpc::{LogRequest, LogResponse};
-use service_kit::metrics::{Metrics, Outcome};
+use service_kit::metrics::{Metrics, Outcome, Timed};
 use service_kit::shutdown::CancellationToken;
 use service_kit::{request_id, telemetry};
 use tokio::net::TcpListener;
@@ -45,7 +45,7 @@ impl From<StoreError> for Status {
 /// Answers `WriteLog` by storing the entry.
 struct GrpcLogService {
     store: LogStore,
-    metrics: Metrics,
+    served: Timed,
 }
 
 #[tonic::async_trait]
@@ -101,7 +101,7 @@ impl LogService for GrpcLogService {
                 }
             }
         };
-        self.metrics.served("grpc", "WriteLog", outcome, took);
+        self.served.record(outcome, took);
         span.in_scope(|| match &result {
             Ok(_) => tracing::info!(method = "WriteLog", request_id, latency_ms, "grpc"),
             Err(s) => {
@@ -155,7 +155,7 @@ impl GrpcServer {
             .await;
         let logs = LogServiceServer::new(GrpcLogService {
             store: self.store,
-            metrics: self.metrics,
+            served: self.metrics.server("grpc", "WriteLog"),
         })
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
         let server = tonic::transport::Server::builder()

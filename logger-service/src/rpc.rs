@@ -8,12 +8,11 @@ use anyhow::Context as _;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use proto::rpc::{LogRpcError, LogService};
-use service_kit::metrics::{Metrics, Outcome};
+use service_kit::metrics::{Metrics, Outcome, Timed};
 use service_kit::shutdown::CancellationToken;
 use service_kit::{request_id, telemetry};
 use tarpc::serde_transport::Transport;
 use tarpc::server::{BaseChannel, Channel};
-use tarpc::tokio_serde::formats::Json;
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 
@@ -41,7 +40,7 @@ type Codec = ClampedJson;
 /// client sends to `Instant::now()`, which panics on overflow when the
 /// duration is near the maximum.
 #[derive(Default)]
-pub struct ClampedJson(Json<Request, Response>);
+pub struct ClampedJson(proto::rpc::Json<Request, Response>);
 
 impl tarpc::tokio_serde::Deserializer<Request> for ClampedJson {
     type Error = serde_json::Error;
@@ -86,7 +85,7 @@ impl From<StoreError> for LogRpcError {
 #[derive(Clone)]
 struct RpcLogService {
     store: LogStore,
-    metrics: Metrics,
+    served: Timed,
 }
 
 impl LogService for RpcLogService {
@@ -100,7 +99,7 @@ impl LogService for RpcLogService {
         let started = Instant::now();
         // tarpc's server span, in which this runs, as the client names its
         // own: "<service>.<method>".
-        telemetry::rename(&tracing::Span::current(), "LogService.log_info");
+        telemetry::rename_current("LogService.log_info");
         let request_id = request_id::from_trace_id(context.trace_context.trace_id.into());
         let result = async {
             let entry = NewLog::new(name, data)?.with_id(id.as_deref())?;
@@ -117,7 +116,7 @@ impl LogService for RpcLogService {
             Err(LogRpcError::InvalidArgument(_)) => Outcome::ClientError,
             Err(_) => Outcome::ServerError,
         };
-        self.metrics.served("tarpc", "log_info", outcome, took);
+        self.served.record(outcome, took);
         match &result {
             Ok(_) => tracing::info!(method = "log_info", request_id, latency_ms, "rpc"),
             Err(e) => {
@@ -144,7 +143,10 @@ impl RpcServer {
         incoming.config_mut().max_frame_length(MAX_FRAME_BYTES);
         Ok(Self {
             incoming,
-            service: RpcLogService { store, metrics },
+            service: RpcLogService {
+                store,
+                served: metrics.server("tarpc", "log_info"),
+            },
         })
     }
 

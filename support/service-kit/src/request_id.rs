@@ -38,6 +38,11 @@ pub async fn scope<F: Future>(id: Option<String>, work: F) -> F::Output {
 #[derive(Clone, Copy, Default)]
 pub struct MakeId;
 
+/// `traceparent`, as a header name made once (a `&str` is parsed into one
+/// at every look-up).
+static TRACEPARENT_HEADER: axum::http::HeaderName =
+    axum::http::HeaderName::from_static(crate::telemetry::TRACEPARENT);
+
 impl tower_http::request_id::MakeRequestId for MakeId {
     fn make_request_id<B>(
         &mut self,
@@ -45,7 +50,7 @@ impl tower_http::request_id::MakeRequestId for MakeId {
     ) -> Option<tower_http::request_id::RequestId> {
         let id = request
             .headers()
-            .get(crate::telemetry::TRACEPARENT)
+            .get(&TRACEPARENT_HEADER)
             .and_then(|v| v.to_str().ok())
             .and_then(trace_id_of_traceparent)
             .map_or_else(uuid::Uuid::new_v4, uuid::Uuid::from_u128);

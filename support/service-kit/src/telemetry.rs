@@ -382,13 +382,14 @@ pub fn start_trace(span: &Span, headers: &axum::http::HeaderMap, request_id: &st
     NEXT_TRACE_ID.set(None);
 }
 
-/// Renames the exported span `span` stands for. For a span made by a
-/// library that names it too late: a name recorded into `otel.name` after
+/// Renames the exported span the current `tracing` span stands for (with
+/// export off, not even the current span is looked up). For a span made
+/// by a library that names it too late: a name recorded into `otel.name` after
 /// the span has begun is not carried to the exported span (tarpc's server
 /// span is named `RPC` that way).
-pub fn rename(span: &Span, name: &'static str) {
+pub fn rename_current(name: &'static str) {
     if exporting() {
-        span.context().span().update_name(name);
+        Span::current().context().span().update_name(name);
     }
 }
 

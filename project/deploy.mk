@@ -62,8 +62,10 @@ DEPLOY_SECRETS_DIR ?= $(CURDIR)/project/secrets
 deploy-secrets: | $(DEPLOY_ENV_FILE)
 	@project/deploy-secrets.sh $(DEPLOY_ENV_FILE) $(DEPLOY_SECRETS_DIR)
 
+# STAND_INS: only these images (default: all but the observability ones).
+STAND_INS ?=
 stand-ins: ## the base and infrastructure images, pulled or, with no registry, built locally (project/stand-ins)
-	@$(DOCKER_PATH) project/stand-ins/build.sh
+	@$(DOCKER_PATH) project/stand-ins/build.sh $(STAND_INS)
 
 up: stand-ins deploy-secrets | $(DEPLOY_ENV_FILE) ## docker compose: start the system (builds missing images); page on http://localhost
 	$(COMPOSE) up -d
@@ -74,9 +76,11 @@ up-build: stand-ins deploy-secrets | $(DEPLOY_ENV_FILE) ## docker compose: build
 	@echo "test page http://localhost  broker http://localhost/api/  mail http://localhost:8025  rabbitmq http://localhost:15672"
 
 # Prometheus, Jaeger and Grafana: the compose profile observability, official
-# images pulled from Docker Hub (no stand-ins: docs/deploy.md, "Observability").
+# images pulled from Docker Hub; with no registry, Prometheus has a stand-in
+# and Jaeger and Grafana none (docs/deploy.md, "Observability").
 OBSERVABILITY_OTLP_ENDPOINT ?= http://jaeger:4317
 up-observability: stand-ins deploy-secrets | $(DEPLOY_ENV_FILE) ## docker compose: `make up` plus Prometheus, Jaeger and Grafana, traces on
+	@$(MAKE) --no-print-directory stand-ins STAND_INS=prom/prometheus:v2.53.2
 	OTEL_EXPORTER_OTLP_ENDPOINT=$(OBSERVABILITY_OTLP_ENDPOINT) $(COMPOSE) --profile observability up -d
 	@echo "test page http://localhost  prometheus http://localhost:9090  jaeger http://localhost:16686  grafana http://localhost:3000"
 

@@ -10,7 +10,10 @@
 #      every log entry, the mail in the catcher's published web UI;
 #   4. a log entry written before `make down` + `make up` is still listed
 #      after (the volumes persist);
-#   5. `make down` leaves no container of the project.
+#   5. the profile observability's Prometheus (a stand-in built from Debian's
+#      package where no registry answers) scrapes all six services, and
+#      every query of the Grafana dashboard answers data from it;
+#   6. `make down` leaves no container of the project.
 # Runs as its own compose project (COMPOSE_PROJECT, default
 # microservices-test) and removes its containers and volumes at the end.
 set -euo pipefail
@@ -83,6 +86,23 @@ token=$(access_token http://localhost/api)
 [ -n "$token" ] || die "compose: the login through Caddy returned no access token"
 edge -H "Authorization: Bearer $token" "http://localhost/api/logs?limit=100" | grep -qF "$marker" \
   || die "compose: the entry written before make down is gone after make up"
+
+say "compose: the profile observability's Prometheus scrapes every service"
+# Prometheus alone from the profile: Jaeger and Grafana have no stand-in on
+# a machine without a registry (docs/deploy.md, "Observability").
+mk stand-ins STAND_INS=prom/prometheus:v2.53.2
+started=$(date +%s)
+compose --profile observability up -d prometheus
+prometheus() { python3 project/observability/check-prometheus.py http://localhost:9090 "$@"; }
+prometheus targets 6 120 || die "compose: Prometheus does not see all six services up"
+for transport in rpc http grpc amqp; do
+  edge -X POST http://localhost/api/handle \
+    -d "{\"action\":\"log\",\"transport\":\"$transport\",\"log\":{\"name\":\"compose-test\",\"data\":\"metrics\"}}" >/dev/null
+done
+# rate() over a minute needs two scrapes (5 s apart) after the traffic.
+sleep 12
+prometheus dashboard || die "compose: a query of the Grafana dashboard answers no data from Prometheus"
+timing "compose: Prometheus up, every target scraped, every dashboard query answered" "$(since "$started")"
 
 say "compose: make down leaves no container"
 mk down

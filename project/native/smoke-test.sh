@@ -79,25 +79,10 @@ two_step_flow() {
   [ "$(stat -c %a "$RUN_DIR/secrets/token-key")" = 600 ] || { echo "  the token key is readable by others"; return 1; }
 }
 
-prometheus_api() { # PATH: Prometheus's answer, as JSON
-  curl -s --max-time 5 "http://127.0.0.1:$PROMETHEUS_PORT/api/v1/$1"
-}
+check_prometheus() { python3 "$ROOT/project/observability/check-prometheus.py" "http://127.0.0.1:$PROMETHEUS_PORT" "$@"; }
 
 # Prometheus has scraped all six services, and each answered.
-prometheus_scrapes_every_service() {
-  local i up
-  for ((i = 0; i < 60; i++)); do
-    up=$(prometheus_api targets | python3 -c '
-import json, sys
-targets = json.load(sys.stdin)["data"]["activeTargets"]
-print(sum(1 for t in targets if t["health"] == "up"))' 2>/dev/null)
-    [ "$up" = "${#SERVICES[@]}" ] && return 0
-    sleep 0.5
-  done
-  echo "  targets up: ${up:-none} of ${#SERVICES[@]}"
-  prometheus_api targets | head -c 2000
-  return 1
-}
+prometheus_scrapes_every_service() { check_prometheus targets "${#SERVICES[@]}" 30; }
 
 # Each query of the committed Grafana dashboard answers data from the
 # running stack (after some traffic and a few scrapes).
@@ -109,20 +94,7 @@ dashboard_queries_answer() {
   done
   # rate() over a minute needs two scrapes (5 s apart) after the traffic.
   sleep 12
-  python3 - "$ROOT/project/observability/grafana/dashboards/red.json" "http://127.0.0.1:$PROMETHEUS_PORT" <<'PY'
-import json, sys, urllib.parse, urllib.request
-dashboard, prometheus = json.load(open(sys.argv[1])), sys.argv[2]
-empty = []
-for panel in dashboard["panels"]:
-    for target in panel["targets"]:
-        url = f"{prometheus}/api/v1/query?" + urllib.parse.urlencode({"query": target["expr"]})
-        answer = json.load(urllib.request.urlopen(url, timeout=5))
-        if answer["status"] != "success" or not answer["data"]["result"]:
-            empty.append(f'{panel["title"]}: {target["expr"]} -> {answer.get("error") or "no series"}')
-for line in empty:
-    print("  " + line)
-sys.exit(1 if empty else 0)
-PY
+  check_prometheus dashboard
 }
 
 pids() { cat "$RUN_DIR"/*.pid "$RUN_DIR"/infra/*.pid 2>/dev/null | sort; }

@@ -20,6 +20,11 @@
 #   rabbitmq:3.13-management   Debian rabbitmq-server        (rabbitmq.dockerfile)
 #   axllent/mailpit:v1.27      maildev from npm              (mailpit.dockerfile)
 #   caddy:2.10-alpine          Debian caddy                  (caddy.dockerfile)
+#   prom/prometheus:v2.53.2    Debian prometheus             (prometheus.dockerfile)
+#
+# The last is built only when named (the profile observability: make
+# up-observability, the Docker tests); Jaeger and Grafana have no stand-in
+# (no Debian, PyPI or npm package ships either: docs/deploy.md).
 #
 # The host's CA bundle is added to the stand-ins that fetch over HTTPS while
 # building (the Rust builder: cargo; the PyPI and npm ones): where outbound
@@ -46,7 +51,10 @@ IMAGES=(
   rabbitmq:3.13-management
   axllent/mailpit:v1.27
   caddy:2.10-alpine
+  prom/prometheus:v2.53.2
 )
+# Built when named only.
+OPTIONAL=(prom/prometheus:v2.53.2)
 
 say() { printf '==> stand-ins: %s\n' "$*"; }
 die() { printf 'stand-ins: %s\n' "$*" >&2; exit 1; }
@@ -137,6 +145,7 @@ build() {
     rabbitmq:3.13-management) build_dockerfile "$1" rabbitmq.dockerfile ;;
     axllent/mailpit:v1.27) build_dockerfile "$1" mailpit.dockerfile ;;
     caddy:2.10-alpine) build_dockerfile "$1" caddy.dockerfile ;;
+    prom/prometheus:v2.53.2) build_dockerfile "$1" prometheus.dockerfile ;;
     *) die "no stand-in for $1 (known: ${IMAGES[*]})" ;;
   esac
 }
@@ -147,7 +156,11 @@ if [ "${1:-}" = --force ]; then
   shift
 fi
 wanted=("$@")
-[ ${#wanted[@]} -gt 0 ] || wanted=("${IMAGES[@]}")
+if [ ${#wanted[@]} -eq 0 ]; then
+  for image in "${IMAGES[@]}"; do
+    [[ " ${OPTIONAL[*]} " == *" $image "* ]] || wanted+=("$image")
+  done
+fi
 
 "$DOCKER" info >/dev/null 2>&1 || die "no Docker engine answers (is dockerd running?)"
 

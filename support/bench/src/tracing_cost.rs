@@ -1,6 +1,7 @@
 //! `make bench-tracing`: what exporting traces costs. The native stack is
 //! started three ways in turn (export off; on, sampling 100%; on, sampling
-//! 10%), twice over, and each path through the broker is measured in each
+//! 10%; with `BASELINE_ROOT`, also the code before; with `EXPORT_ON=0`,
+//! only off and before), `ROUNDS` times over, and each path through the broker is measured in each
 //! (throughput and p99 at one concurrency). The spans go to an OTLP
 //! receiver of the bench's own that only counts them, so the figures are
 //! the services' cost, not a backend's. Writes `tracing.md`.
@@ -59,23 +60,26 @@ struct Config {
 }
 
 fn configs() -> Vec<Config> {
-    let mut configs = vec![
-        Config {
-            label: "export off".into(),
-            ratio: None,
-            root: None,
-        },
-        Config {
-            label: "export on, 100%".into(),
-            ratio: Some("1.0"),
-            root: None,
-        },
-        Config {
-            label: "export on, 10%".into(),
-            ratio: Some("0.1"),
-            root: None,
-        },
-    ];
+    let mut configs = vec![Config {
+        label: "export off".into(),
+        ratio: None,
+        root: None,
+    }];
+    // `EXPORT_ON=0`: only the code before against export off.
+    if std::env::var("EXPORT_ON").as_deref() != Ok("0") {
+        configs.extend([
+            Config {
+                label: "export on, 100%".into(),
+                ratio: Some("1.0"),
+                root: None,
+            },
+            Config {
+                label: "export on, 10%".into(),
+                ratio: Some("0.1"),
+                root: None,
+            },
+        ]);
+    }
     if let Ok(root) = std::env::var("BASELINE_ROOT") {
         let commit = std::process::Command::new("git")
             .args(["-C", &root, "rev-parse", "--short", "HEAD"])
@@ -102,10 +106,16 @@ const PATHS: [Path; 5] = [
     Path::BrokerLog("amqp"),
 ];
 
-/// Rounds: the configurations are measured in turn this many times, and
-/// each figure is the better of its rounds (the machine's own swings are
-/// larger than the differences measured).
-const ROUNDS: usize = 2;
+/// Rounds: the configurations are measured in turn this many times
+/// (`ROUNDS`, 2 unless set), and each figure is the best of its rounds
+/// (the machine's own swings are larger than the differences measured).
+fn rounds() -> usize {
+    std::env::var("ROUNDS")
+        .ok()
+        .and_then(|rounds| rounds.parse().ok())
+        .filter(|&rounds| rounds > 0)
+        .unwrap_or(2)
+}
 
 fn restart(config: &Config, endpoint: &str, settings: &Settings) -> anyhow::Result<()> {
     let status = std::process::Command::new("project/native/stop.sh").status()?;
@@ -146,7 +156,8 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
     let configs = configs();
     // best[config][path] = (req/s, p99 ms, spans per request, CPU µs per request)
     let mut best = vec![vec![(0.0_f64, f64::MAX, 0.0_f64, f64::MAX); PATHS.len()]; configs.len()];
-    for round in 0..ROUNDS {
+    let rounds = rounds();
+    for round in 0..rounds {
         for (c, config) in configs.iter().enumerate() {
             eprintln!("round {}: {}", round + 1, config.label);
             restart(config, &endpoint, settings)?;
@@ -211,9 +222,10 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
     writeln!(
         md,
         "# What exporting traces costs\n\n\
-         `make bench-tracing`: the native stack started three ways in turn, {ROUNDS} rounds; \
+         `make bench-tracing`: the native stack started {} ways in turn, {rounds} rounds; \
          each figure is the best of its rounds. Spans go over OTLP/gRPC to a receiver in the \
          bench that only counts them. The change is the throughput's against export off.\n\n{}",
+        configs.len(),
         crate::report::machine(&format!(
             "each path through the broker at concurrency {concurrency} for {} s after {} s of warm-up",
             settings.duration.as_secs(),

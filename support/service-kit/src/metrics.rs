@@ -35,11 +35,28 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::{Metric, Registry};
 
-/// Request durations, from 0.25 ms to about 16 s.
-const DURATION_BUCKETS: [f64; 17] = [
-    0.000_25, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024,
-    2.048, 4.096, 8.192, 16.384,
-];
+/// Request durations' bucket bounds in nanoseconds, from 0.25 ms to about
+/// 16 s, each twice the last: what a request is counted by.
+const BOUNDS_NANOS: [u64; 17] = {
+    let mut bounds = [0; 17];
+    let mut i = 0;
+    while i < bounds.len() {
+        bounds[i] = 250_000 << i;
+        i += 1;
+    }
+    bounds
+};
+
+/// The same bounds in seconds, as the histograms are written.
+const DURATION_BUCKETS: [f64; BOUNDS_NANOS.len()] = {
+    let mut bounds = [0.0; BOUNDS_NANOS.len()];
+    let mut i = 0;
+    while i < bounds.len() {
+        bounds[i] = BOUNDS_NANOS[i] as f64 / 1e9;
+        i += 1;
+    }
+    bounds
+};
 
 /// Whether a request or call succeeded, was refused for what was asked,
 /// or failed on this side.
@@ -316,17 +333,6 @@ impl Collector for Readings {
 /// a lock were most of what metrics cost on `POST /`). A scrape adds the
 /// shards up.
 const SHARDS: usize = 8;
-
-/// The buckets' upper bounds in nanoseconds ([`DURATION_BUCKETS`]).
-const BOUNDS_NANOS: [u64; DURATION_BUCKETS.len()] = {
-    let mut bounds = [0; DURATION_BUCKETS.len()];
-    let mut i = 0;
-    while i < bounds.len() {
-        bounds[i] = 250_000 << i;
-        i += 1;
-    }
-    bounds
-};
 
 /// The shard the calling thread counts in.
 fn shard() -> usize {
@@ -726,13 +732,6 @@ mod tests {
             r#"server_request_duration_seconds_count{transport="tarpc",route="log_info",outcome="ok"} 4000"#,
         ] {
             assert!(text.contains(line), "{line} not in\n{text}");
-        }
-    }
-
-    #[test]
-    fn the_bounds_in_nanoseconds_are_the_bounds_in_seconds() {
-        for (nanos, seconds) in BOUNDS_NANOS.iter().zip(DURATION_BUCKETS) {
-            assert_eq!(*nanos as f64 / 1e9, seconds);
         }
     }
 

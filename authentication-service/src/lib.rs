@@ -21,7 +21,6 @@ use std::time::Duration;
 use service_kit::health::{self, Readiness};
 use service_kit::http::HttpServer;
 use service_kit::metrics::Metrics;
-use service_kit::origins::Origins;
 use service_kit::shutdown::CancellationToken;
 use service_kit::token::TokenKey;
 use service_kit::upstream::ServiceClient;
@@ -76,7 +75,6 @@ impl Application {
         let routes = routes::router(state).merge(health::routes(readiness));
         let http = HttpServer::bind("authentication-service", &config.server, routes)
             .await?
-            .with_origins(Origins::none())
             .with_metrics(metrics);
         Ok(Self { http, users })
     }

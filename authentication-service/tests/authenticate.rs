@@ -157,6 +157,7 @@ async fn missing_fields_and_malformed_json_are_400s() {
     let response = auth
         .client
         .post(auth.url("/authenticate"))
+        .header("content-type", "application/json")
         .body("{email")
         .send()
         .await
@@ -290,6 +291,59 @@ async fn the_service_starts_without_its_database_and_gets_ready_when_it_appears(
     )
     .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+}
+
+#[tokio::test]
+async fn a_body_not_declared_as_json_is_a_415() {
+    let auth = spawn_auth().await;
+    let right = json!({"email": "admin@example.com", "password": "verysecret"}).to_string();
+    for content_type in ["application/x-www-form-urlencoded", "text/plain"] {
+        let response = auth
+            .client
+            .post(auth.url("/authenticate"))
+            .header("content-type", content_type)
+            .body(right.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], true);
+        assert!(body.get("data").is_none(), "no token: {body}");
+    }
+}
+
+/// A page on another site guessing passwords through the user's browser:
+/// every attempt is refused before the password is checked, so none
+/// counts toward the address's lockout, and even the right password gets
+/// no token (docs/security.md).
+#[tokio::test]
+async fn cross_site_logins_are_403s_and_none_is_counted() {
+    let auth = spawn_auth().await;
+    let wrong = json!({"email": "admin@example.com", "password": "guess"});
+    let right = json!({"email": "admin@example.com", "password": "verysecret"});
+    // Twice the lockout's threshold (5 in a row).
+    for _ in 0..10 {
+        let (status, envelope) = auth
+            .post_from_page("http://evil.example", "/authenticate", &wrong)
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{envelope:?}");
+        assert!(
+            envelope.message.contains("http://evil.example"),
+            "{envelope:?}"
+        );
+    }
+    for origin in [
+        "http://evil.example",
+        "http://localhost",
+        "http://127.0.0.1:8081",
+    ] {
+        let (status, envelope) = auth.post_from_page(origin, "/authenticate", &right).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{origin}");
+        assert!(envelope.data.is_none(), "no token for {origin}");
+    }
+    let (status, body) = login(&auth, right).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "not locked out: {body}");
 }
 
 #[tokio::test]

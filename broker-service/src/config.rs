@@ -38,8 +38,9 @@ pub struct Security {
     /// `mail` and `GET /logs` need.
     pub token_key: TokenKey,
     /// `CORS_ORIGINS`: the pages a browser may call the broker from
-    /// (default: the front-end's native origins and `http://localhost`,
-    /// the page behind Caddy).
+    /// (default: [`service_kit::origins::PAGE_ORIGINS`], the test page on
+    /// the front-end's port and behind Caddy under each of the machine's
+    /// own names).
     pub origins: Origins,
     /// `TRUST_FORWARDED_FOR`: whether the client is the last address of
     /// `X-Forwarded-For` (only behind a proxy that sets it; default false).
@@ -53,16 +54,10 @@ pub struct Security {
 }
 
 impl Security {
-    /// The front-end on this machine, and the page behind Caddy.
-    pub fn default_origins() -> String {
-        let front = ports::FRONT_END;
-        format!("http://localhost:{front},http://127.0.0.1:{front},http://localhost")
-    }
-
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
             token_key: TokenKey::from_env(env)?,
-            origins: Origins::from_env(env, &Self::default_origins())?,
+            origins: Origins::pages_from_env(env)?,
             trust_forwarded_for: env.parse("TRUST_FORWARDED_FOR", "false")?,
             logins_per_minute: env.parse("LOGIN_LIMIT_PER_MINUTE", "20")?,
             mails_per_minute: env.parse("MAIL_LIMIT_PER_MINUTE", "30")?,

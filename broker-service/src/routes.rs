@@ -11,7 +11,7 @@ use log_queue::PublishError;
 use proto::amqp::LogEvent;
 use proto::http::{AuthPayload, Envelope, LogPayload, MailPayload, RequestPayload, Transport};
 use serde_json::Value;
-use service_kit::http::{ApiError, JsonBody, Paging};
+use service_kit::http::{AnyJsonBody, ApiError, Paging};
 use service_kit::limit::client_ip;
 use service_kit::metrics::Outcome;
 use service_kit::token::Bearer;
@@ -42,7 +42,7 @@ async fn handle(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    JsonBody(payload): JsonBody<RequestPayload>,
+    AnyJsonBody(payload): AnyJsonBody<RequestPayload>,
 ) -> Answer {
     let client = || client_ip(peer, &headers, state.trust_forwarded_for);
     match payload.action.as_str() {
@@ -74,7 +74,7 @@ async fn handle(
 /// the same body as a `log` action.
 async fn log_grpc(
     State(state): State<AppState>,
-    JsonBody(payload): JsonBody<RequestPayload>,
+    AnyJsonBody(payload): AnyJsonBody<RequestPayload>,
 ) -> Answer {
     log(&state, Transport::Grpc, require(payload.log, "log")?).await
 }

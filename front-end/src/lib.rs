@@ -15,6 +15,7 @@ use proto::ports;
 use service_kit::config::{ConfigError, Env, ServerConfig, Url};
 use service_kit::health::{self, Readiness};
 use service_kit::http::HttpServer;
+use service_kit::origins::Origins;
 
 /// The page (`assets/index.html`), with the two URLs it is configured with;
 /// askama escapes them for HTML.
@@ -34,6 +35,10 @@ pub struct Config {
     pub broker_url: String,
     /// `MAIL_UI_URL`: the mail catcher's web UI, linked from the page.
     pub mail_ui_url: String,
+    /// `CORS_ORIGINS`: the origins the page is opened under, as the
+    /// broker's (default [`service_kit::origins::PAGE_ORIGINS`]); a browser
+    /// request from any other page is refused (docs/security.md).
+    pub origins: Origins,
 }
 
 impl Config {
@@ -50,6 +55,7 @@ impl Config {
                 "MAIL_UI_URL",
                 &format!("http://localhost:{}", ports::MAIL_UI),
             )?,
+            origins: Origins::pages_from_env(env)?,
         })
     }
 }
@@ -135,5 +141,7 @@ fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
 pub async fn build(config: Config) -> anyhow::Result<HttpServer> {
     let page = Page::new(&config)?;
     let routes = routes(page).merge(health::routes(Readiness::new()));
-    HttpServer::bind("front-end", &config.server, routes).await
+    Ok(HttpServer::bind("front-end", &config.server, routes)
+        .await?
+        .with_origins(config.origins))
 }

@@ -67,3 +67,77 @@ fn a_broker_url_that_is_neither_a_url_nor_a_path_is_refused() {
         assert_eq!(err.variable, "BROKER_URL", "{bad}");
     }
 }
+
+/// The page's own origins (on this port and behind Caddy, under each of
+/// the machine's names) are allowed; a page on another site gets a 403
+/// for anything it sends, a form post included (docs/security.md).
+#[tokio::test]
+async fn a_request_from_another_site_is_a_403_and_the_pages_own_origins_pass() {
+    let front_end = spawn("/api").await;
+    let client = reqwest::Client::new();
+    for origin in ["http://evil.example", "http://localhost:8084", "null"] {
+        let response = client
+            .post(front_end.url("/"))
+            .header("origin", origin)
+            .header("content-type", "text/plain")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{origin}");
+        let body = response.text().await.unwrap();
+        assert!(body.contains(r#""error":true"#), "the envelope: {body}");
+        assert!(body.contains("CORS_ORIGINS"), "names the variable: {body}");
+        let response = client
+            .get(front_end.url("/static/app.js"))
+            .header("origin", origin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::FORBIDDEN,
+            "GET from {origin}"
+        );
+    }
+    for origin in [
+        "http://localhost",
+        "http://127.0.0.1",
+        "http://[::1]",
+        "http://127.0.0.1:8081",
+    ] {
+        let response = client
+            .get(front_end.url("/static/app.js"))
+            .header("origin", origin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{origin}");
+        let response = client
+            .post(front_end.url("/"))
+            .header("origin", origin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{origin} reaches the routes"
+        );
+    }
+}
+
+#[test]
+fn cors_origins_names_the_pages_origins() {
+    let env = Env::from_pairs([("CORS_ORIGINS", "https://shop.example")]);
+    let config = front_end::Config::from_env(&env).unwrap();
+    assert!(
+        config
+            .origins
+            .allows(&"https://shop.example".parse().unwrap())
+    );
+    assert!(!config.origins.allows(&"http://localhost".parse().unwrap()));
+    let env = Env::from_pairs([("CORS_ORIGINS", "shop.example")]);
+    let err = front_end::Config::from_env(&env).unwrap_err();
+    assert_eq!(err.variable, "CORS_ORIGINS");
+}

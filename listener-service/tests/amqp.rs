@@ -350,6 +350,51 @@ async fn readyz_and_metrics_report_the_consumer() {
     unreachable.stop().await;
 }
 
+/// The listener answers no web page: a form posted to it, or a script
+/// reading its metrics, from any origin, is a 403 before any route runs.
+#[tokio::test]
+async fn a_browser_request_from_any_page_is_a_403() {
+    let stack = Stack::start().await;
+    let mut listener = stack.listener().await;
+    for origin in [
+        "http://evil.example",
+        "http://localhost",
+        "http://127.0.0.1:8081",
+    ] {
+        let (status, envelope) = listener
+            .post_from_page(origin, "/", serde_json::json!({"name": "forged"}))
+            .await;
+        assert_eq!(status, 403, "POST / from {origin}: {envelope:?}");
+        assert!(envelope.message.contains(origin), "{envelope:?}");
+        for path in ["/metrics", "/readyz"] {
+            let response = listener
+                .client
+                .get(listener.url(path))
+                .header("origin", origin)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 403, "GET {path} from {origin}");
+        }
+    }
+    // Without an Origin, the same routes answer.
+    let response = listener
+        .client
+        .get(listener.url("/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("listener_consuming")
+    );
+    listener.stop().await;
+}
+
 #[tokio::test]
 async fn a_message_delivered_twice_is_stored_once() {
     let stack = Stack::start().await;

@@ -21,7 +21,6 @@ use anyhow::Context as _;
 use service_kit::health::{self, Readiness};
 use service_kit::http::HttpServer;
 use service_kit::metrics::Metrics;
-use service_kit::origins::Origins;
 use service_kit::shutdown::CancellationToken;
 
 pub use config::Config;
@@ -54,7 +53,6 @@ impl Application {
             http::router(store.clone(), config.token_key.clone()).merge(health::routes(readiness));
         let http = HttpServer::bind("logger-service", &config.server, routes)
             .await?
-            .with_origins(Origins::none())
             .with_metrics(metrics.clone());
         let rpc = RpcServer::bind(config.rpc_addr, store.clone(), metrics.clone()).await?;
         let grpc = GrpcServer::bind(

@@ -40,18 +40,66 @@ async fn posted_entries_are_listed_newest_first() {
 }
 
 #[tokio::test]
-async fn a_body_without_data_and_with_any_content_type_is_accepted() {
+async fn a_body_without_data_is_accepted_and_one_not_declared_as_json_is_a_415() {
     let mut logger = spawn_logger().await;
-    let response = logger
-        .client
-        .post(logger.url("/log"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(r#"{"name":"curl","extra":1}"#)
-        .send()
-        .await
-        .unwrap();
+    let post = |content_type: &'static str| {
+        logger
+            .client
+            .post(logger.url("/log"))
+            .header("content-type", content_type)
+            .body(r#"{"name":"curl","extra":1}"#)
+            .send()
+    };
+    for content_type in ["application/x-www-form-urlencoded", "text/plain"] {
+        let response = post(content_type).await.unwrap();
+        assert_eq!(response.status(), 415, "{content_type}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["error"], true);
+        assert!(
+            body["message"].as_str().unwrap().contains(content_type),
+            "the message names what was sent: {body}"
+        );
+    }
+    assert!(logger.list_logs("").await.is_empty(), "nothing stored");
+    let response = post("application/json").await.unwrap();
     assert_eq!(response.status(), 202);
     assert_eq!(logger.list_logs("").await[0].data, "");
+    logger.stop().await;
+}
+
+/// A page on any site (the test page's included) writing or reading the
+/// log from the browser: refused before any route runs (docs/security.md).
+#[tokio::test]
+async fn a_cross_site_request_is_a_403_and_stores_nothing() {
+    let mut logger = spawn_logger().await;
+    for origin in [
+        "http://evil.example",
+        "http://localhost",
+        "http://127.0.0.1:8081",
+    ] {
+        let (status, envelope) = logger
+            .post_from_page(origin, "/log", json!({"name": "forged", "data": "x"}))
+            .await;
+        assert_eq!(status, 403, "{origin}: {envelope:?}");
+        assert!(envelope.error);
+        assert!(envelope.message.contains(origin), "{envelope:?}");
+        let response = logger
+            .client
+            .get(logger.url("/logs"))
+            .header("origin", origin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403, "GET /logs from {origin}");
+        assert!(
+            response
+                .headers()
+                .get("access-control-allow-origin")
+                .is_none(),
+            "no CORS grant"
+        );
+    }
+    assert!(logger.list_logs("").await.is_empty(), "nothing stored");
     logger.stop().await;
 }
 

@@ -5,7 +5,7 @@ mod scripted_smtp;
 use std::time::{Duration, Instant};
 
 use scripted_smtp::{Script, ScriptedSmtp};
-use serde_json::json;
+use serde_json::{Value, json};
 use test_support::{MailCatcher, config, spawn_mail};
 
 #[tokio::test]
@@ -48,6 +48,7 @@ async fn malformed_addresses_are_400_naming_the_field() {
     let response = mail
         .client
         .post(mail.url("/send"))
+        .header("content-type", "application/json")
         .body(r#"{"to": "bob@example.com""#)
         .send()
         .await
@@ -62,14 +63,40 @@ async fn malformed_addresses_are_400_naming_the_field() {
 }
 
 #[tokio::test]
-async fn a_body_with_a_form_content_type_is_accepted() {
+async fn a_body_not_declared_as_json_is_a_415_and_sends_nothing() {
     let mut catcher = MailCatcher::start().await;
     let mut mail = spawn_mail(config::mail(catcher.port)).await;
+    let body = r#"{"to":"bob@example.com","message":"from curl"}"#;
+    for content_type in [
+        Some("application/x-www-form-urlencoded"),
+        Some("text/plain"),
+        Some("multipart/form-data; boundary=x"),
+        None,
+    ] {
+        let mut request = mail.client.post(mail.url("/send")).body(body);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 415, "{content_type:?}");
+        let envelope: Value = response.json().await.unwrap();
+        assert_eq!(envelope["error"], true);
+        let message = envelope["message"].as_str().unwrap();
+        assert!(
+            message.contains("Content-Type: application/json"),
+            "{message}"
+        );
+    }
+    assert!(
+        catcher.nothing_within(Duration::from_millis(300)).await,
+        "nothing was sent"
+    );
+    // A JSON type with parameters is JSON.
     let response = mail
         .client
         .post(mail.url("/send"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(r#"{"to":"bob@example.com","message":"from curl","extra":1}"#)
+        .header("content-type", "application/json; charset=utf-8")
+        .body(body)
         .send()
         .await
         .unwrap();
@@ -77,6 +104,48 @@ async fn a_body_with_a_form_content_type_is_accepted() {
     assert_eq!(
         catcher.next_mail().await["text"].as_str().unwrap().trim(),
         "from curl"
+    );
+    mail.stop().await;
+}
+
+/// A page on another site, or the test page itself, posting a form to
+/// mail-service on this machine: refused before anything is read, so the
+/// relay sends nothing for a web page (docs/security.md).
+#[tokio::test]
+async fn a_cross_site_post_is_a_403_and_sends_nothing() {
+    let mut catcher = MailCatcher::start().await;
+    let mut mail = spawn_mail(config::mail(catcher.port)).await;
+    let letter = json!({"from": "a@evil.example", "to": "victim@example.com", "subject": "s", "message": "m"});
+    for origin in [
+        "http://evil.example",
+        "http://localhost",
+        "http://127.0.0.1:8081",
+        "null",
+    ] {
+        let (status, envelope) = mail.post_from_page(origin, "/send", &letter).await;
+        assert_eq!(status, 403, "{origin}: {envelope:?}");
+        assert!(envelope.error);
+        assert!(
+            envelope
+                .message
+                .contains(&format!("from the origin {origin} are")),
+            "{envelope:?}"
+        );
+        assert!(
+            envelope.message.contains("no requests from web pages"),
+            "{envelope:?}"
+        );
+    }
+    assert!(
+        catcher.nothing_within(Duration::from_millis(300)).await,
+        "nothing was sent"
+    );
+    // Without an Origin (another service, curl), the same letter goes.
+    let (status, envelope) = mail.post("/send", &letter).await;
+    assert_eq!(status, 202, "{envelope:?}");
+    assert_eq!(
+        catcher.next_mail().await["text"].as_str().unwrap().trim(),
+        "m"
     );
     mail.stop().await;
 }

@@ -2,8 +2,9 @@
 //!
 //! - [`ApiError`]: the one place where failures become status codes and the
 //!   `{"error":true,"message":...}` envelope.
-//! - [`JsonBody`]: a JSON body accepted whatever its Content-Type, at most
-//!   [`MAX_BODY_BYTES`], with the parser's message on a bad body.
+//! - [`JsonBody`]: a JSON body with a JSON Content-Type (415 otherwise), at
+//!   most [`MAX_BODY_BYTES`], with the parser's message on a bad body; and
+//!   [`AnyJsonBody`], the broker's, read whatever its Content-Type says.
 //! - [`with_conventions`]: the envelope for unknown routes and methods, the
 //!   body limit, the request id, and one log line per request (tower-http's
 //!   `TraceLayer`) under a request timeout.
@@ -66,6 +67,9 @@ pub enum ApiError {
     /// 405: the route exists, the method does not.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// 415: the body is not declared as JSON ([`JsonBody`]).
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// 413: the body is over [`MAX_BODY_BYTES`].
     #[error("request body is larger than {MAX_BODY_BYTES} bytes")]
     PayloadTooLarge,
@@ -118,6 +122,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ApiError::Unavailable(_) | ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -170,12 +175,61 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// A JSON request body, parsed whatever the Content-Type header says (a plain
-/// `curl -d` sends `application/x-www-form-urlencoded`).
+/// A JSON request body with a JSON Content-Type (`application/json`, or
+/// any `+json` type): what the services that only other services call
+/// accept. Any other type, or none, is a 415 before the body is read, so
+/// a form a web page can send without a CORS preflight (`text/plain`,
+/// `application/x-www-form-urlencoded`) never reaches a handler even where
+/// the origin check would not see it (docs/security.md).
 #[derive(Debug, Clone)]
 pub struct JsonBody<T>(pub T);
 
 impl<S, T> FromRequest<S> for JsonBody<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let content_type = req.headers().get(header::CONTENT_TYPE);
+        if !content_type.is_some_and(is_json) {
+            let sent = content_type.map_or("none".into(), |v| {
+                format!("{:?}", v.to_str().unwrap_or("(not text)"))
+            });
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "the body must be JSON, sent with Content-Type: application/json (sent: {sent})"
+            )));
+        }
+        AnyJsonBody::from_request(req, state)
+            .await
+            .map(|AnyJsonBody(body)| JsonBody(body))
+    }
+}
+
+/// `application/json` or `application/<anything>+json`, with any parameters.
+fn is_json(value: &HeaderValue) -> bool {
+    let Ok(value) = value.to_str() else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    kind.eq_ignore_ascii_case("application")
+        && (subtype.eq_ignore_ascii_case("json")
+            || subtype.len() > 5
+                && subtype.as_bytes()[subtype.len() - 5..].eq_ignore_ascii_case(b"+json"))
+}
+
+/// A JSON request body, parsed whatever the Content-Type header says (a plain
+/// `curl -d` sends `application/x-www-form-urlencoded`): the broker's, whose
+/// clients are people with curl. A browser on another site is stopped by
+/// the origin check instead ([`crate::origins`]).
+#[derive(Debug, Clone)]
+pub struct AnyJsonBody<T>(pub T);
+
+impl<S, T> FromRequest<S> for AnyJsonBody<T>
 where
     S: Send + Sync,
     T: DeserializeOwned,
@@ -194,7 +248,7 @@ where
             }
         })?;
         serde_json::from_slice(&bytes)
-            .map(JsonBody)
+            .map(AnyJsonBody)
             .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
     }
 }
@@ -220,10 +274,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Paging {
 /// each request gets its id ([`crate::request_id`]), echoed in the
 /// response, and is cut off with 504 after `request_timeout`; and
 /// `tower_http`'s [`TraceLayer`] logs one line per request (status and
-/// latency, in a span with the method, path and request id). With
-/// `origins`, a browser request from any other origin is a 403 before
-/// anything else runs, and the allowed ones get CORS grants, preflights
-/// included ([`crate::origins`]).
+/// latency, in a span with the method, path and request id). A browser
+/// request from an origin not in `origins` (from any origin when it is
+/// empty) is a 403 before anything else runs, and the allowed ones get CORS
+/// grants, preflights included ([`crate::origins`]).
 ///
 /// The layers wrap the router once, as one service, rather than each route
 /// (`Router::layer`): a route's stack is cloned for every request, and
@@ -232,7 +286,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Paging {
 pub fn with_conventions(
     router: Router,
     request_timeout: Duration,
-    origins: Option<crate::origins::Origins>,
+    origins: crate::origins::Origins,
     metrics: Metrics,
 ) -> impl Service<
     Request,
@@ -265,8 +319,8 @@ pub fn with_conventions(
                 })
                 .on_failure(()),
         )
-        .option_layer(origins.clone().map(crate::origins::RefuseOthersLayer))
-        .option_layer(origins.map(|o| o.cors()))
+        .layer(crate::origins::RefuseOthersLayer(origins.clone()))
+        .option_layer((!origins.is_empty()).then(|| origins.cors()))
         .layer(middleware::from_fn_with_state(
             request_timeout,
             scoped_in_time,
@@ -444,7 +498,7 @@ pub struct HttpServer {
     listener: TcpListener,
     router: Router,
     request_timeout: Duration,
-    origins: Option<crate::origins::Origins>,
+    origins: crate::origins::Origins,
     metrics: Metrics,
     grace: Duration,
     limits: ConnectionLimits,
@@ -467,20 +521,20 @@ impl HttpServer {
             listener,
             router: routes,
             request_timeout: config.request_timeout,
-            origins: None,
+            origins: crate::origins::Origins::none(),
             metrics: Metrics::new(),
             grace: config.shutdown_grace,
             limits: config.limits,
         })
     }
 
-    /// Answers browsers only from `origins` ([`crate::origins`]): a
-    /// request from any other origin is a 403 before any route runs, and
-    /// the allowed ones get CORS grants, preflights included. Applied
-    /// outside every route and fallback, so an `OPTIONS` preflight never
-    /// reaches the 405 fallback.
+    /// Answers browsers from `origins` ([`crate::origins`]); without this
+    /// call a server answers no browser at all. A request from any other
+    /// origin is a 403 before any route runs, and the allowed ones get CORS
+    /// grants, preflights included. Applied outside every route and
+    /// fallback, so an `OPTIONS` preflight never reaches the 405 fallback.
     pub fn with_origins(mut self, origins: crate::origins::Origins) -> Self {
-        self.origins = Some(origins);
+        self.origins = origins;
         self
     }
 

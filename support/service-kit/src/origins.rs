@@ -9,6 +9,11 @@
 //! A request without `Origin` (curl, the other services) is not a
 //! browser's and passes. The allowed origins also get CORS grants, so the
 //! test page can read the answers.
+//!
+//! Safe by default: every [`crate::http::HttpServer`] refuses every browser
+//! origin unless its service names the ones it allows
+//! (`HttpServer::with_origins`). Only the broker and the front-end do, with
+//! the pages of [`PAGE_ORIGINS`] or `CORS_ORIGINS`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,15 +30,34 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::config::{ConfigError, Env};
 use crate::http::ApiError;
 
+/// The variable that lists the page origins a deployment opens the test
+/// page under (the broker's and the front-end's).
+pub const VARIABLE: &str = "CORS_ORIGINS";
+
+/// The origins the test page has on this machine when `CORS_ORIGINS` is
+/// not set: the front-end's own port and the page behind Caddy (port 80),
+/// under each of the machine's own names. docs/security.md lists them
+/// (checked by project/check-deploy.py).
+pub const PAGE_ORIGINS: &str = "http://localhost:8081,http://127.0.0.1:8081,http://[::1]:8081,\
+                                http://localhost,http://127.0.0.1,http://[::1]";
+
 /// The origins a service answers browsers from; empty for a service no
 /// page calls.
 #[derive(Debug, Clone, Default)]
-pub struct Origins(Arc<Vec<HeaderValue>>);
+pub struct Origins {
+    list: Arc<Vec<HeaderValue>>,
+    /// The variable the list came from, named in the refusal.
+    variable: Option<&'static str>,
+}
 
 impl Origins {
-    /// No browser origin at all.
+    /// No browser origin at all: what a server allows unless told otherwise.
     pub fn none() -> Self {
         Self::default()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
     }
 
     /// `origins`, each `scheme://host[:port]` (no path); an error names the
@@ -56,21 +80,44 @@ impl Origins {
             }
             list.push(HeaderValue::from_str(&canonical).map_err(|e| e.to_string())?);
         }
-        Ok(Self(Arc::new(list)))
+        Ok(Self {
+            list: Arc::new(list),
+            variable: None,
+        })
     }
 
-    /// `CORS_ORIGINS`: a comma-separated list; `default` when unset.
-    pub fn from_env(env: &Env, default: &str) -> Result<Self, ConfigError> {
-        let value = env.string("CORS_ORIGINS", default);
-        Self::new(value.split(',')).map_err(|reason| ConfigError {
-            variable: "CORS_ORIGINS".into(),
+    /// The test page's origins: `CORS_ORIGINS`, a comma-separated list, or
+    /// [`PAGE_ORIGINS`] when it is unset.
+    pub fn pages_from_env(env: &Env) -> Result<Self, ConfigError> {
+        let value = env.string(VARIABLE, PAGE_ORIGINS);
+        let origins = Self::new(value.split(',')).map_err(|reason| ConfigError {
+            variable: VARIABLE.into(),
             value: value.clone(),
             reason,
+        })?;
+        Ok(Self {
+            variable: Some(VARIABLE),
+            ..origins
         })
     }
 
     pub fn allows(&self, origin: &HeaderValue) -> bool {
-        self.0.iter().any(|allowed| allowed == origin)
+        self.list.iter().any(|allowed| allowed == origin)
+    }
+
+    /// The 403's message for a request from `origin`: what is refused, and
+    /// what a deployment sets to allow its page (docs/deploy.md).
+    fn refusal(&self, origin: &str) -> String {
+        match self.variable {
+            Some(variable) => format!(
+                "requests from the origin {origin} are not allowed: a page opened under \
+                 another name must be listed in {variable} (docs/deploy.md)"
+            ),
+            None => format!(
+                "requests from the origin {origin} are not allowed: this service takes no \
+                 requests from web pages"
+            ),
+        }
     }
 
     /// The CORS grants for these origins: the methods the routes use, and
@@ -103,8 +150,8 @@ impl Origins {
 }
 
 /// The 403 for a browser request from an origin not in the list: the
-/// layer of [`crate::http::HttpServer::with_origins`], in front of the CORS
-/// grants, so a preflight from such an origin is refused too.
+/// outermost check of every [`crate::http::HttpServer`], in front of the
+/// CORS grants, so a preflight from such an origin is refused too.
 ///
 /// A tower layer rather than an axum `from_fn`: that one clones everything
 /// behind it for every request, and here that is the CORS layer's header
@@ -151,9 +198,7 @@ where
                     path = req.uri().path(),
                     "refused a request from an origin not allowed"
                 );
-                let refusal = ApiError::Forbidden(format!(
-                    "requests from the origin {shown} are not allowed (CORS_ORIGINS)"
-                ));
+                let refusal = ApiError::Forbidden(self.origins.refusal(shown));
                 Either::Left(ready(Ok(refusal.into_response())))
             }
             _ => Either::Right(self.inner.call(req)),
@@ -182,8 +227,33 @@ mod tests {
         for bad in ["localhost:8081", "http://localhost/page", "ftp://x", "*"] {
             assert!(Origins::new([bad]).is_err(), "{bad}");
         }
-        let err =
-            Origins::from_env(&Env::from_pairs([("CORS_ORIGINS", "http://a,b")]), "").unwrap_err();
+        let err = Origins::pages_from_env(&Env::from_pairs([("CORS_ORIGINS", "http://a,b")]))
+            .unwrap_err();
         assert_eq!(err.variable, "CORS_ORIGINS");
+    }
+
+    #[test]
+    fn the_page_is_allowed_under_each_of_the_machines_own_names_by_default() {
+        let origins = Origins::pages_from_env(&Env::from_pairs::<&str, &str>([])).unwrap();
+        let allows = |o: &str| origins.allows(&HeaderValue::from_str(o).unwrap());
+        for page in ["http://localhost", "http://127.0.0.1", "http://[::1]"] {
+            assert!(allows(page), "{page}");
+            assert!(allows(&format!("{page}:8081")), "{page}:8081");
+            assert!(!allows(&format!("{page}:8084")), "{page}:8084");
+        }
+        assert!(!allows("http://evil.example"));
+        assert!(!allows("http://127.0.0.2"));
+        // A deployment names its host; the defaults are then gone.
+        let deployed =
+            Origins::pages_from_env(&Env::from_pairs([("CORS_ORIGINS", "https://shop.example")]))
+                .unwrap();
+        assert!(deployed.allows(&HeaderValue::from_static("https://shop.example")));
+        assert!(!deployed.allows(&HeaderValue::from_static("http://localhost")));
+        assert!(
+            deployed
+                .refusal("http://localhost")
+                .contains("CORS_ORIGINS")
+        );
+        assert!(!Origins::none().refusal("http://x").contains("CORS_ORIGINS"));
     }
 }

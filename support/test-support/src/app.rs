@@ -97,6 +97,25 @@ impl TestApp {
         read(self.client.post(self.url(path)).json(&body)).await
     }
 
+    /// `POST path` as a form or `fetch` on the page at `origin` sends it
+    /// without a CORS preflight: `body` as `text/plain`, with the page's
+    /// `Origin`. The status and the envelope.
+    pub async fn post_from_page(
+        &self,
+        origin: &str,
+        path: &str,
+        body: impl Serialize,
+    ) -> (StatusCode, Envelope) {
+        let request = self
+            .client
+            .post(self.url(path))
+            .header(reqwest::header::ORIGIN, origin)
+            .header(reqwest::header::CONTENT_TYPE, "text/plain")
+            .body(serde_json::to_string(&body).expect("a JSON body"));
+        let (status, body) = read(request).await;
+        (status, envelope(body))
+    }
+
     /// `GET /logs<query>` (the logger's or the broker's), which must
     /// succeed: the entries listed.
     pub async fn list_logs(&self, query: &str) -> Vec<LogEntry> {

@@ -57,6 +57,8 @@ impl System {
         .await;
         let mut front_end = config::front_end(broker.base_url().as_str());
         front_end.server.http_addr.set_port(front_end_port);
+        front_end.origins =
+            service_kit::origins::Origins::new([&page_origin]).expect("a valid origin");
         let front_end = spawn_front_end(front_end).await;
         Self {
             broker,

@@ -402,6 +402,62 @@ def check_observability(compose, native_jobs):
                 problem(where, f"job {name} must scrape {want}, not {jobs[name]}")
 
 
+# --- origins -----------------------------------------------------------------
+
+def origins_of(value):
+    """A comma-separated CORS_ORIGINS value, as a set; empty for none."""
+    return {o.strip() for o in str(value).split(",") if o.strip()}
+
+
+def check_origins(compose_env, swarm_env):
+    """docs/security.md's table of the browser origins each service allows
+    in each deployment agrees with what runs: the code's default
+    (PAGE_ORIGINS in service-kit's origins.rs) natively, the services that
+    opt in (HttpServer::with_origins), and the values in compose, Swarm,
+    .env.example and the Kubernetes ConfigMaps."""
+    where = "docs/security.md"
+    source = (ROOT / "support" / "service-kit" / "src" / "origins.rs").read_text()
+    m = re.search(r'pub const PAGE_ORIGINS: &str =\s*"((?:[^"\\]|\\\n)*)";', source)
+    if not m:
+        problem("support/service-kit/src/origins.rs", "PAGE_ORIGINS not found")
+        return
+    page_origins = origins_of(re.sub(r"\\\n\s*", "", m.group(1)))
+    section = (ROOT / "docs" / "security.md").read_text().split("### No cross-site use", 1)[-1]
+    section = section.split("\n### ", 1)[0]
+    table = {}
+    for row in re.findall(r"^\| ([a-z-]+) \|(.*)\|\s*$", section, re.M):
+        cells = [c.strip() for c in row[1].split("|")]
+        table[row[0]] = [set() if c == "none" else set(re.findall(r"`([^`]+)`", c)) for c in cells]
+    configmaps = {d["metadata"]["name"]: d.get("data") or {}
+                  for d in load_all(K8S / "configmaps.yaml") if d["kind"] == "ConfigMap"}
+    example = dict(line.split("=", 1) for line in (PROJECT / ".env.example").read_text().splitlines()
+                   if re.match(r"[A-Z_]+=", line))
+    native_scripts = " ".join(p.read_text() for p in (PROJECT / "native").glob("*.sh"))
+    if "CORS_ORIGINS" in native_scripts:
+        problem("project/native", "sets CORS_ORIGINS: natively the services run with the code's default")
+    for name in SERVICES:
+        cells = table.get(name)
+        if cells is None or len(cells) != 3:
+            problem(where, f"the origins table needs a row for {name}: natively, compose and Swarm, Kubernetes")
+            continue
+        opts_in = any("with_origins(" in p.read_text() for p in (ROOT / name / "src").glob("*.rs"))
+        running = {
+            "natively": page_origins if opts_in else set(),
+            "in compose": origins_of(default_of(compose_env.get(name, {}).get("CORS_ORIGINS", "")) or ""),
+            "in Swarm": origins_of(default_of(swarm_env.get(name, {}).get("CORS_ORIGINS", "")) or ""),
+            "in .env.example": origins_of(example.get("CORS_ORIGINS", "")) if opts_in else set(),
+            "in Kubernetes": origins_of(configmaps.get(name, {}).get("CORS_ORIGINS", "")),
+        }
+        documented = {"natively": cells[0], "in compose": cells[1], "in Swarm": cells[1],
+                      "in .env.example": cells[1], "in Kubernetes": cells[2]}
+        for deployment, origins in running.items():
+            if origins != documented[deployment]:
+                problem(where, f"{name} allows {sorted(origins) or 'no origin'} {deployment}, "
+                               f"the table says {sorted(documented[deployment]) or 'none'}")
+        if not opts_in and any(running.values()):
+            problem(name, "sets CORS_ORIGINS but its server allows no origin (no with_origins)")
+
+
 def main():
     for name, ports in SERVICES.items():
         check_dockerfile(name, ports)
@@ -432,6 +488,7 @@ def main():
             problem("project/swarm.yml", f"{name} runs {si}, compose runs {ci}")
 
     check_k8s(compose_env)
+    check_origins(compose_env, swarm_env)
     native_jobs = {job["job_name"] for job in
                    load(PROJECT / "observability" / "prometheus.native.yml").get("scrape_configs", [])}
     if native_jobs != set(SERVICES):

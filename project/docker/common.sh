@@ -143,10 +143,12 @@ first_deploy() {
   timing "$what" "$(since "$started")"
 }
 
-# deployed_browser_test LABEL: the test page of the running stack in headless
-# Chromium, through Caddy on port 80 (support/system-tests/tests/deployed.rs).
+# deployed_browser_test LABEL [URL]: the test page of the running stack in
+# headless Chromium, through Caddy on port 80 at URL (default
+# http://localhost/), as a user opens it (support/system-tests/tests/deployed.rs).
 deployed_browser_test() {
-  say "$1: the browser test through Caddy on http://localhost/"
-  SYSTEM_URL=http://localhost/ MAIL_UI_URL=http://localhost:8025 \
+  local url=${2:-http://localhost/}
+  say "$1: the browser test through Caddy on $url"
+  SYSTEM_URL=$url MAIL_UI_URL=http://localhost:8025 \
     cargo test --quiet -p system-tests --test deployed -- --ignored
 }

@@ -6,8 +6,9 @@
 #      any service's process environment (the secrets are files), and each
 #      service on its own database user with no more rights than it needs
 #      (least_privilege, common.sh);
-#   3. the browser test through Caddy on http://localhost/: every button,
-#      every log entry, the mail in the catcher's published web UI;
+#   3. the browser test through Caddy on http://localhost/ and on
+#      http://127.0.0.1/ (the default origins, docs/security.md): every
+#      button, every log entry, the mail in the catcher's published web UI;
 #   4. a log entry written before `make down` + `make up` is still listed
 #      after (the volumes persist);
 #   5. the profile observability's Prometheus (a stand-in built from Debian's
@@ -70,7 +71,8 @@ first_deploy "compose (project $project)" up-build "$env_file" wait_healthy \
 
 no_secret_exposed compose "$env_file" "$(containers)"
 least_privilege compose "$env_file" "$(containers)"
-deployed_browser_test compose
+deployed_browser_test compose http://localhost/
+deployed_browser_test compose http://127.0.0.1/
 
 say "compose: a log entry outlives make down + make up"
 marker="persisted-$(date +%s)-$RANDOM"

@@ -68,37 +68,38 @@ fn a_broker_url_that_is_neither_a_url_nor_a_path_is_refused() {
     }
 }
 
+/// `method path` as a script on the page at `origin` sends it (a form's
+/// `text/plain` body for a POST): the status and the body.
+async fn from_page(
+    front_end: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    origin: &str,
+) -> (StatusCode, String) {
+    let mut request = reqwest::Client::new()
+        .request(method.clone(), front_end.url(path))
+        .header("origin", origin);
+    if method == reqwest::Method::POST {
+        request = request.header("content-type", "text/plain").body("{}");
+    }
+    let response = request.send().await.unwrap();
+    (response.status(), response.text().await.unwrap())
+}
+
 /// The page's own origins (on this port and behind Caddy, under each of
 /// the machine's names) are allowed; a page on another site gets a 403
 /// for anything it sends, a form post included (docs/security.md).
 #[tokio::test]
 async fn a_request_from_another_site_is_a_403_and_the_pages_own_origins_pass() {
+    use reqwest::Method;
     let front_end = spawn("/api").await;
-    let client = reqwest::Client::new();
     for origin in ["http://evil.example", "http://localhost:8084", "null"] {
-        let response = client
-            .post(front_end.url("/"))
-            .header("origin", origin)
-            .header("content-type", "text/plain")
-            .body("{}")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{origin}");
-        let body = response.text().await.unwrap();
+        let (status, body) = from_page(&front_end, Method::POST, "/", origin).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{origin}");
         assert!(body.contains(r#""error":true"#), "the envelope: {body}");
         assert!(body.contains("CORS_ORIGINS"), "names the variable: {body}");
-        let response = client
-            .get(front_end.url("/static/app.js"))
-            .header("origin", origin)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            response.status(),
-            StatusCode::FORBIDDEN,
-            "GET from {origin}"
-        );
+        let (status, _) = from_page(&front_end, Method::GET, "/static/app.js", origin).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "GET from {origin}");
     }
     for origin in [
         "http://localhost",
@@ -106,21 +107,11 @@ async fn a_request_from_another_site_is_a_403_and_the_pages_own_origins_pass() {
         "http://[::1]",
         "http://127.0.0.1:8081",
     ] {
-        let response = client
-            .get(front_end.url("/static/app.js"))
-            .header("origin", origin)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK, "{origin}");
-        let response = client
-            .post(front_end.url("/"))
-            .header("origin", origin)
-            .send()
-            .await
-            .unwrap();
+        let (status, _) = from_page(&front_end, Method::GET, "/static/app.js", origin).await;
+        assert_eq!(status, StatusCode::OK, "{origin}");
+        let (status, _) = from_page(&front_end, Method::POST, "/", origin).await;
         assert_eq!(
-            response.status(),
+            status,
             StatusCode::METHOD_NOT_ALLOWED,
             "{origin} reaches the routes"
         );

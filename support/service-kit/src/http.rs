@@ -563,3 +563,35 @@ impl HttpServer {
             .context("HTTP server failed")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_is_application_json_or_a_json_suffix_with_any_parameters() {
+        let json = |v: &'static str| is_json(&HeaderValue::from_static(v));
+        for yes in [
+            "application/json",
+            "Application/JSON",
+            "application/json; charset=utf-8",
+            "application/problem+json",
+            "application/vnd.api+JSON ; q=1",
+        ] {
+            assert!(json(yes), "{yes}");
+        }
+        for no in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "text/json",
+            "application/jsonp",
+            "application/+json",
+            "application/json-seq",
+            "json",
+            "",
+        ] {
+            assert!(!json(no), "{no}");
+        }
+    }
+}

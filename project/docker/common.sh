@@ -143,6 +143,25 @@ first_deploy() {
   timing "$what" "$(since "$started")"
 }
 
+# cross_site_refused LABEL CONTAINER: from inside CONTAINER (the broker's,
+# which reaches all six services by name), a page on another site posting a
+# form (text/plain, no preflight) to each service's main route: every one
+# answers 403 in the envelope (docs/security.md).
+cross_site_refused() {
+  local label=$1 container=$2 target answer
+  say "$label: a cross-site form post is a 403 on every service"
+  for target in broker-service:8080/handle authentication-service:8082/authenticate \
+    logger-service:8083/log mail-service:8084/send listener-service:8085/ front-end:8081/; do
+    answer=$(docker exec "$container" curl -s --max-time 5 -w ' %{http_code}' -X POST "http://$target" \
+      -H 'Origin: http://evil.example' -H 'Content-Type: text/plain' \
+      -d '{"from":"a@evil.example","to":"victim@example.com","subject":"s","message":"m"}')
+    case $answer in
+      '{"error":true,"message":"requests from the origin http://evil.example are not allowed'*' 403') ;;
+      *) die "$label: POST http://$target from another site answered: $answer" ;;
+    esac
+  done
+}
+
 # deployed_browser_test LABEL [URL]: the test page of the running stack in
 # headless Chromium, through Caddy on port 80 at URL (default
 # http://localhost/), as a user opens it (support/system-tests/tests/deployed.rs).

@@ -6,7 +6,8 @@
 #      any service's process environment (the secrets are files), and each
 #      service on its own database user with no more rights than it needs
 #      (least_privilege, common.sh);
-#   3. the browser test through Caddy on http://localhost/ and on
+#   3. a cross-site form post refused by every service (cross_site_refused,
+#      common.sh); the browser test through Caddy on http://localhost/ and on
 #      http://127.0.0.1/ (the default origins, docs/security.md): every
 #      button, every log entry, the mail in the catcher's published web UI;
 #   4. a log entry written before `make down` + `make up` is still listed
@@ -71,6 +72,8 @@ first_deploy "compose (project $project)" up-build "$env_file" wait_healthy \
 
 no_secret_exposed compose "$env_file" "$(containers)"
 least_privilege compose "$env_file" "$(containers)"
+cross_site_refused compose \
+  "$(docker ps -q --filter "label=com.docker.compose.project=$project" --filter label=com.docker.compose.service=broker-service)"
 deployed_browser_test compose http://localhost/
 deployed_browser_test compose http://127.0.0.1/
 

@@ -7,7 +7,8 @@
 #      service at its replica count, every task healthy;
 #   3. no password in any task's `docker inspect` or any service's process
 #      environment; each service on its own database user with no more
-#      rights than it needs (least_privilege, common.sh); the browser test
+#      rights than it needs (least_privilege, common.sh); a cross-site form
+#      post refused by every service (cross_site_refused); the browser test
 #      through Caddy on http://localhost/;
 #   4. a rolling update of the six services to a new image tag while load
 #      loops send log requests through Caddy over every transport: not one
@@ -171,6 +172,8 @@ first_deploy "swarm (stack $stack)" swarm-deploy "$env_file" wait_converged \
 
 no_secret_exposed swarm "$env_file" "$(stack_containers)"
 least_privilege swarm "$env_file" "$(stack_containers)"
+cross_site_refused swarm \
+  "$(docker ps -q --filter "label=com.docker.swarm.service.name=${stack}_broker-service" | head -n 1)"
 deployed_browser_test swarm
 
 # The same images under a new tag: Swarm rolls every task over to it.

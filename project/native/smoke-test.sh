@@ -79,6 +79,29 @@ two_step_flow() {
   [ "$(stat -c %a "$RUN_DIR/secrets/token-key")" = 600 ] || { echo "  the token key is readable by others"; return 1; }
 }
 
+# A page on another site posting a form (text/plain, no preflight) to each
+# service's main route, as in docs/security.md: every one answers 403 in
+# the envelope, the mail relay included.
+no_web_page_drives_a_service() {
+  local service path answer
+  for service in "${SERVICES[@]}"; do
+    case $service in
+      broker-service) path=/handle ;;
+      authentication-service) path=/authenticate ;;
+      logger-service) path=/log ;;
+      mail-service) path=/send ;;
+      *) path=/ ;;
+    esac
+    answer=$(curl -s --max-time 5 -w ' %{http_code}' -X POST "http://127.0.0.1:$(port_of "$service")$path" \
+      -H 'Origin: http://evil.example' -H 'Content-Type: text/plain' \
+      -d '{"action":"mail","from":"a@evil.example","to":"victim@example.com","subject":"s","message":"m"}')
+    case $answer in
+      '{"error":true,"message":"requests from the origin http://evil.example are not allowed'*' 403') ;;
+      *) echo "  $service $path answered: $answer"; return 1 ;;
+    esac
+  done
+}
+
 check_prometheus() { python3 "$ROOT/project/observability/check-prometheus.py" "http://127.0.0.1:$PROMETHEUS_PORT" "$@"; }
 
 # Prometheus has scraped all six services, and each answered.
@@ -141,6 +164,7 @@ check "every /readyz answers 200" all_ready
 check "POST / on the broker answers the envelope" broker_answers
 check "the test page is served" page_served
 check "log in, then read the log with the token" two_step_flow
+check "a cross-site form post is a 403 on every service" no_web_page_drives_a_service
 check "Prometheus scrapes all six services" prometheus_scrapes_every_service
 check "every query of the Grafana dashboard answers data" dashboard_queries_answer
 check "a second make start starts nothing new" second_start_is_a_no_op

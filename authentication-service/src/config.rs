@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use proto::ports;
-use service_kit::config::{ConfigError, Env, ServerConfig, Url};
+use service_kit::config::{ConfigError, Env, ServerConfig, Upstream, Url};
 use service_kit::token::TokenKey;
 
 use crate::lockout::LockoutPolicy;
@@ -15,7 +15,7 @@ pub struct Config {
     /// `DATABASE_URL`: the PostgreSQL database holding `users`.
     pub database_url: Url,
     /// `LOGGER_URL`: where login attempts are logged.
-    pub logger_url: Url,
+    pub logger_url: Upstream,
     /// `TOKEN_KEY` (or `TOKEN_KEY_FILE`): signs the access tokens.
     pub token_key: TokenKey,
     /// `TOKEN_TTL_SECS`: how long a token is valid (default 900).

@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use proto::ports;
-use service_kit::config::{ConfigError, Env, ServerConfig, Url};
+use resilience::Target;
+use service_kit::config::{ConfigError, Env, ServerConfig, Upstream, Url};
 use service_kit::origins::Origins;
 use service_kit::token::TokenKey;
 
@@ -12,16 +13,17 @@ const HTTP: &[&str] = &["http", "https"];
 #[derive(Debug, Clone)]
 pub struct Config {
     pub server: ServerConfig,
-    /// `AUTH_URL`: authentication-service's HTTP base URL.
-    pub auth_url: Url,
+    /// `AUTH_URL`: authentication-service's HTTP base URL (or a
+    /// comma-separated list of its replicas', as every address below).
+    pub auth_url: Upstream,
     /// `LOGGER_URL`: logger-service's HTTP base URL.
-    pub logger_url: Url,
+    pub logger_url: Upstream,
     /// `LOGGER_RPC_ADDR`: logger-service's tarpc `host:port`.
-    pub logger_rpc_addr: String,
+    pub logger_rpc_addr: Vec<Target>,
     /// `LOGGER_GRPC_URL`: logger-service's gRPC endpoint.
-    pub logger_grpc_url: Url,
+    pub logger_grpc_url: Upstream,
     /// `MAIL_URL`: mail-service's HTTP base URL.
-    pub mail_url: Url,
+    pub mail_url: Upstream,
     /// `AMQP_URL`: RabbitMQ.
     pub amqp_url: Url,
     /// `UPSTREAM_TIMEOUT_SECS`: the longest one call to another service may
@@ -69,15 +71,15 @@ impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
             server: ServerConfig::from_env(env, &ports::local(ports::BROKER))?,
-            auth_url: env.url("AUTH_URL", &ports::local_http(ports::AUTHENTICATION), HTTP)?,
+            auth_url: env.upstream("AUTH_URL", &ports::local_http(ports::AUTHENTICATION), HTTP)?,
             logger_url: env.logger_url()?,
-            logger_rpc_addr: env.host_port("LOGGER_RPC_ADDR", &ports::local(ports::LOGGER_RPC))?,
-            logger_grpc_url: env.url(
+            logger_rpc_addr: env.host_ports("LOGGER_RPC_ADDR", &ports::local(ports::LOGGER_RPC))?,
+            logger_grpc_url: env.upstream(
                 "LOGGER_GRPC_URL",
                 &ports::local_http(ports::LOGGER_GRPC),
-                HTTP,
+                &["http"],
             )?,
-            mail_url: env.url("MAIL_URL", &ports::local_http(ports::MAIL), HTTP)?,
+            mail_url: env.upstream("MAIL_URL", &ports::local_http(ports::MAIL), HTTP)?,
             amqp_url: env.amqp_url()?,
             upstream_timeout: env.seconds("UPSTREAM_TIMEOUT_SECS", "5")?,
             security: Security::from_env(env)?,

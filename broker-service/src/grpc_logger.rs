@@ -1,11 +1,15 @@
-//! The logger over gRPC: one tonic channel, created once and shared. The
-//! channel dials lazily and re-dials by itself after the connection is lost.
+//! The logger over gRPC: one tonic channel to each of its replicas, shared
+//! by every request, the calls going to the replicas in turn
+//! ([`Replicas`]). A channel dials lazily and re-dials by itself after its
+//! connection is lost.
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use proto::grpc::log_service_client::LogServiceClient;
 use proto::grpc::{Log, LogRequest};
-use service_kit::config::Url;
+use resilience::Replicas;
+use service_kit::config::Upstream;
 use service_kit::http::ApiError;
 use service_kit::metrics::{Dependency, Outcome};
 use service_kit::{request_id, telemetry};
@@ -15,24 +19,29 @@ use tracing::Instrument;
 
 #[derive(Clone)]
 pub struct GrpcLogger {
-    client: LogServiceClient<Channel>,
+    replicas: Replicas<LogServiceClient<Channel>>,
     timeout: Duration,
     calls: Dependency,
 }
 
 impl GrpcLogger {
-    /// Each call is counted in `calls`.
-    pub fn new(url: &Url, timeout: Duration, calls: Dependency) -> anyhow::Result<Self> {
-        let channel = Endpoint::from_shared(url.to_string())?
-            .connect_timeout(Duration::from_secs(2))
-            .timeout(timeout)
-            .tcp_nodelay(true)
-            .connect_lazy();
-        Ok(Self {
-            client: LogServiceClient::new(channel),
+    /// The logger's replicas at `upstream`; each call is counted in
+    /// `calls`.
+    pub fn new(upstream: &Upstream, timeout: Duration, calls: Dependency) -> Self {
+        let replicas = Replicas::new(upstream.targets(), move |addr| {
+            let channel = Endpoint::from_shared(format!("http://{addr}"))
+                .expect("a socket address makes a valid URI")
+                .connect_timeout(Duration::from_secs(2))
+                .timeout(timeout)
+                .tcp_nodelay(true)
+                .connect_lazy();
+            LogServiceClient::new(channel)
+        });
+        Self {
+            replicas,
             timeout,
             calls,
-        })
+        }
     }
 
     /// Writes one entry; answers the logger's result (`"logged!"`). A
@@ -43,13 +52,16 @@ impl GrpcLogger {
     pub async fn log(&self, name: &str, data: &str, id: &str) -> Result<String, ApiError> {
         let started = Instant::now();
         let answer = match self.write(name, data, id).await {
-            Err(status) if failed_on_the_way(&status) => {
-                tracing::info!(code = ?status.code(), "gRPC call to logger-service failed; sending once more");
+            Err((status, addr)) if failed_on_the_way(&status) => {
+                tracing::info!(code = ?status.code(), "gRPC call to logger-service failed; sending once more, to the next replica");
+                if let Some(addr) = addr {
+                    self.replicas.forget(addr);
+                }
                 self.write(name, data, id).await
             }
             answer => answer,
         };
-        let answer = answer.map_err(|status| self.failure(&status));
+        let answer = answer.map_err(|(status, _)| self.failure(&status));
         let outcome = match &answer {
             Ok(_) => Outcome::Ok,
             Err(e) => Outcome::of_status(e.status()),
@@ -58,9 +70,16 @@ impl GrpcLogger {
         answer
     }
 
-    /// One call, in a client span named as OpenTelemetry's RPC conventions
-    /// have it, whose trace context goes along as `traceparent` metadata.
-    async fn write(&self, name: &str, data: &str, id: &str) -> Result<String, tonic::Status> {
+    /// One call to the next replica, in a client span named as
+    /// OpenTelemetry's RPC conventions have it, whose trace context goes
+    /// along as `traceparent` metadata. A failure names the replica's
+    /// address, when one was picked.
+    async fn write(
+        &self,
+        name: &str,
+        data: &str,
+        id: &str,
+    ) -> Result<String, (tonic::Status, Option<SocketAddr>)> {
         let span = service_kit::trace_span!(
             "call",
             otel.name = "logs.LogService/WriteLog",
@@ -84,9 +103,12 @@ impl GrpcLogger {
         if let Some(value) = telemetry::traceparent(&span).and_then(|v| v.parse().ok()) {
             request.metadata_mut().insert(telemetry::TRACEPARENT, value);
         }
-        let answer = self
-            .client
-            .clone()
+        let client = self
+            .replicas
+            .pick()
+            .await
+            .map_err(|e| (tonic::Status::unavailable(e.to_string()), None))?;
+        let answer = LogServiceClient::clone(&client)
             .write_log(request)
             .instrument(span.clone())
             .await;
@@ -97,7 +119,10 @@ impl GrpcLogger {
             );
             span.record("otel.status_code", "ERROR");
         }
-        Ok(answer?.into_inner().result)
+        match answer {
+            Ok(reply) => Ok(reply.into_inner().result),
+            Err(status) => Err((status, Some(client.addr()))),
+        }
     }
 
     fn failure(&self, status: &tonic::Status) -> ApiError {

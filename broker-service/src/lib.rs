@@ -130,7 +130,7 @@ impl Application {
                 &config.logger_grpc_url,
                 timeout,
                 metrics.dependency("logger-service", "grpc"),
-            )?,
+            ),
             token_key: config.security.token_key.clone(),
             trust_forwarded_for: config.security.trust_forwarded_for,
             login_limit: Arc::new(PerClient::per_minute(

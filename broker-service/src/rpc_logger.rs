@@ -1,12 +1,16 @@
-//! The logger over tarpc: one multiplexed TCP connection, shared by every
-//! request, dialed on first use and again after it is lost (tarpc clients
-//! do not reconnect by themselves).
+//! The logger over tarpc: one multiplexed TCP connection to each of its
+//! replicas, shared by every request, dialed on first use and again after
+//! it is lost (tarpc clients do not reconnect by themselves); the calls go
+//! to the replicas in turn ([`Replicas`]).
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use proto::rpc::Json;
 use proto::rpc::{LogRpcError, LogServiceClient};
-use resilience::Reconnecting;
+use resilience::{Reconnecting, Replicas, Target};
 use service_kit::http::ApiError;
 use service_kit::metrics::{Dependency, Outcome};
 use service_kit::request_id;
@@ -16,27 +20,28 @@ use tarpc::context;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub struct RpcLogger {
-    addr: String,
     timeout: Duration,
-    connection: Reconnecting<LogServiceClient>,
+    /// Each replica's connection slot.
+    replicas: Replicas<Arc<Reconnecting<LogServiceClient>>>,
+    dials: AtomicU64,
     calls: Dependency,
 }
 
 impl RpcLogger {
-    /// Nothing is dialed until the first call; each call is counted in
-    /// `calls`.
-    pub fn new(addr: String, timeout: Duration, calls: Dependency) -> Self {
+    /// The logger's replicas at `targets`. Nothing is dialed until the
+    /// first call; each call is counted in `calls`.
+    pub fn new(targets: Vec<Target>, timeout: Duration, calls: Dependency) -> Self {
         Self {
-            addr,
             timeout,
-            connection: Reconnecting::new(),
+            replicas: Replicas::new(targets, |_| Arc::new(Reconnecting::new())),
+            dials: AtomicU64::new(0),
             calls,
         }
     }
 
-    /// Connections made so far.
+    /// Connections made so far, to every replica.
     pub fn connections(&self) -> u64 {
-        self.connection.dials()
+        self.dials.load(Ordering::Relaxed)
     }
 
     /// Writes one entry; answers the logger's `"Processed payload via RPC: <name>"`.
@@ -52,17 +57,30 @@ impl RpcLogger {
     }
 
     async fn call(&self, name: &str, data: &str, id: &str) -> Result<String, ApiError> {
-        // A call that finds the connection already gone is retried once on
-        // a fresh connection; the entry's id keeps a call that did arrive
-        // from being stored twice.
+        // A call that finds the connection already gone, or cannot dial,
+        // is retried once on the next replica's; the entry's id keeps a call
+        // that did arrive from being stored twice.
         // One deadline for the whole call, waiting for a connection (another
         // caller may be dialing) and the retry included.
         let deadline = Instant::now() + self.timeout;
         for attempt in 0..2 {
-            let connection = self.connection.get(|_| true, || self.dial());
-            let (number, client) = tokio::time::timeout_at(deadline.into(), connection)
+            let replica = self.replicas.pick().await.map_err(|e| {
+                ApiError::Unavailable("logger-service RPC is unreachable".into()).logged(e)
+            })?;
+            let addr = replica.addr();
+            let connection = replica.get(|_| true, || self.dial(addr));
+            let (number, client) = match tokio::time::timeout_at(deadline.into(), connection)
                 .await
-                .map_err(|_| self.timed_out())??;
+                .map_err(|_| self.timed_out())?
+            {
+                Ok(connected) => connected,
+                Err(e) if attempt == 0 => {
+                    self.replicas.forget(addr);
+                    tracing::info!(error = %e, "no RPC connection to this logger-service replica; trying the next");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let mut ctx = context::current();
             ctx.deadline = deadline;
             if let Some(trace_id) =
@@ -85,10 +103,12 @@ impl RpcLogger {
                 Err(RpcError::DeadlineExceeded) => return Err(self.timed_out()),
                 Err(e @ (RpcError::Shutdown | RpcError::Send(_))) if attempt == 0 => {
                     tracing::info!(error = %e, "RPC connection to logger-service lost; reconnecting");
-                    self.connection.forget(number).await;
+                    replica.forget(number).await;
+                    self.replicas.refresh();
                 }
                 Err(e) => {
-                    self.connection.forget(number).await;
+                    replica.forget(number).await;
+                    self.replicas.refresh();
                     return Err(ApiError::Unavailable("logger-service RPC failed".into()).logged(e));
                 }
             }
@@ -105,19 +125,19 @@ impl RpcLogger {
         ))
     }
 
-    async fn dial(&self) -> Result<LogServiceClient, ApiError> {
-        let connect = tarpc::serde_transport::tcp::connect(&self.addr, Json::default);
+    async fn dial(&self, addr: SocketAddr) -> Result<LogServiceClient, ApiError> {
+        let connect = tarpc::serde_transport::tcp::connect(addr, Json::default);
         match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
             Ok(Ok(transport)) => {
+                self.dials.fetch_add(1, Ordering::Relaxed);
                 Ok(LogServiceClient::new(client::Config::default(), transport).spawn())
             }
             Ok(Err(e)) => Err(
                 ApiError::Unavailable("logger-service RPC is unreachable".into())
-                    .logged(format_args!("{}: {e}", self.addr)),
+                    .logged(format_args!("{addr}: {e}")),
             ),
             Err(_) => Err(
-                ApiError::Timeout("connecting to logger-service RPC timed out".into())
-                    .logged(&self.addr),
+                ApiError::Timeout("connecting to logger-service RPC timed out".into()).logged(addr),
             ),
         }
     }

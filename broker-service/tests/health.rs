@@ -43,9 +43,9 @@ async fn readyz_reports_each_dependency_as_it_comes_and_goes() {
     let next_hop_url = next_hop.base_url();
     let amqp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let mut config = config::broker();
-    config.auth_url = next_hop_url.clone();
-    config.logger_url = next_hop_url.clone();
-    config.mail_url = next_hop_url;
+    config.auth_url = next_hop_url.clone().into();
+    config.logger_url = next_hop_url.clone().into();
+    config.mail_url = next_hop_url.into();
     config.amqp_url = Url::parse(&format!(
         "amqp://guest:guest@{}/%2f",
         amqp.local_addr().unwrap()

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use proto::ports;
-use service_kit::config::{ConfigError, Env, ServerConfig, Url};
+use service_kit::config::{ConfigError, Env, ServerConfig, Upstream, Url};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -11,7 +11,7 @@ pub struct Config {
     /// `AMQP_URL`: RabbitMQ.
     pub amqp_url: Url,
     /// `LOGGER_URL`: where consumed events are stored.
-    pub logger_url: Url,
+    pub logger_url: Upstream,
     /// `PREFETCH`: how many unacknowledged events this listener holds at
     /// once (default 32).
     pub prefetch: u16,

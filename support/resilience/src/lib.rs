@@ -1,5 +1,6 @@
-//! How the system waits and tries again: the two primitives every retry and
-//! every reconnect is built from, and nothing else.
+//! How the system waits, tries again and spreads its calls: the three
+//! primitives every retry, every reconnect and every balanced client is
+//! built from, and nothing else.
 //!
 //! - [`Backoff`]: the delays between attempts (the listener's reconnects
 //!   and store retries, the logger's index creation, authentication's
@@ -7,9 +8,14 @@
 //! - [`Reconnecting`]: one long-lived connection shared by every request,
 //!   dialed again after it is lost (the broker's tarpc client, the AMQP
 //!   publisher).
+//! - [`Replicas`]: every replica of a service with a client each, calls
+//!   spread over them in turn, re-resolved as replicas come and go (every
+//!   client of the system's own services).
 
 pub mod backoff;
 pub mod reconnect;
+pub mod replicas;
 
 pub use backoff::Backoff;
 pub use reconnect::Reconnecting;
+pub use replicas::{NoReplica, Picked, Replicas, Target};

@@ -139,17 +139,22 @@ async fn ready(
 
 /// Ready while another service's `/readyz` answers 2xx: that service can
 /// do its own job (the logger reaches MongoDB, mail its SMTP server), not
-/// merely run.
+/// merely run. With several URLs (replicas natively), while any of them
+/// does; a name is asked once, of whichever replica answers it.
 pub struct HttpCheck {
     name: String,
-    url: Url,
+    urls: Vec<Url>,
     client: reqwest::Client,
 }
 
 impl HttpCheck {
-    /// Checks `<base>/readyz`.
-    pub fn readyz(name: impl Into<String>, base: &Url) -> Self {
-        let url = base.join("readyz").unwrap_or_else(|_| base.clone());
+    /// Checks `<base>/readyz` of each of `upstream`'s URLs.
+    pub fn readyz(name: impl Into<String>, upstream: &crate::config::Upstream) -> Self {
+        let urls = upstream
+            .urls()
+            .iter()
+            .map(|base| base.join("readyz").unwrap_or_else(|_| base.clone()))
+            .collect();
         // Probes come every few seconds, near the server's 10 s idle
         // close: the same pool rule as every other client.
         let client = crate::upstream::client_builder()
@@ -158,7 +163,7 @@ impl HttpCheck {
             .expect("a client with no TLS and a timeout always builds");
         Self {
             name: name.into(),
-            url,
+            urls,
             client,
         }
     }
@@ -171,17 +176,15 @@ impl ReadinessCheck for HttpCheck {
 
     fn check(&self) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(async move {
-            let response = self
-                .client
-                .get(self.url.clone())
-                .send()
-                .await
-                .map_err(|e| format!("{}: {e}", self.url))?;
-            if response.status().is_success() {
-                Ok(())
-            } else {
-                Err(format!("{} answered {}", self.url, response.status()))
+            let mut failure = String::new();
+            for url in &self.urls {
+                match self.client.get(url.clone()).send().await {
+                    Ok(response) if response.status().is_success() => return Ok(()),
+                    Ok(response) => failure = format!("{url} answered {}", response.status()),
+                    Err(e) => failure = format!("{url}: {e}"),
+                }
             }
+            Err(failure)
         })
     }
 }

@@ -1,11 +1,19 @@
 //! A JSON-over-HTTP client for calling the system's own services, created
-//! once per service and reused (its connection pool is kept warm).
+//! once per service and reused (its connection pools are kept warm).
+//!
+//! The calls are spread over the service's replicas in turn
+//! ([`resilience::Replicas`]): each address its names resolve to gets its
+//! own pool (the URL is sent to the address, not the name), so a scaled
+//! service gets an even share of the calls whatever the DNS order, and one
+//! that scales up gets calls within a refresh. An `https` upstream is
+//! called by name (its certificate names the host), unbalanced.
 //!
 //! Every call carries the current request id (`x-request-id`) and is
 //! bounded by a timeout, and transport failures map onto the
 //! status codes of docs/contracts.md §3: unreachable → 503, too slow → 504, an answer that
 //! is not the envelope → 502.
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use proto::http::Envelope;
@@ -15,6 +23,9 @@ use serde_json::Value;
 
 use tracing::Instrument;
 
+use resilience::Replicas;
+
+use crate::config::Upstream;
 use crate::http::ApiError;
 use crate::metrics::{Dependency, Metrics, Outcome};
 use crate::telemetry::{self, HeaderInjector};
@@ -42,19 +53,34 @@ pub struct Reply {
     pub retry_after: Option<u64>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ServiceClient {
     name: &'static str,
-    base: Url,
+    /// Each replica's base URL.
+    replicas: Replicas<Url>,
     http: reqwest::Client,
     timeout: Duration,
     calls: Option<Dependency>,
 }
 
 impl ServiceClient {
-    /// A client for the service called `name` at `base`; each call may take
-    /// at most `timeout`, connecting at most 2 s of it.
-    pub fn new(name: &'static str, base: Url, timeout: Duration) -> Self {
+    /// A client for the service called `name` at `upstream`; each call may
+    /// take at most `timeout`, connecting at most 2 s of it.
+    pub fn new(name: &'static str, upstream: impl Into<Upstream>, timeout: Duration) -> Self {
+        let upstream = upstream.into();
+        let template = upstream.url().clone();
+        let replicas = if template.scheme() == "https" {
+            let by_name = template.clone();
+            Replicas::new(upstream.targets(), move |_| by_name.clone())
+        } else {
+            Replicas::new(upstream.targets(), move |addr| {
+                let mut url = template.clone();
+                // Infallible for an http URL with a host.
+                let _ = url.set_ip_host(addr.ip());
+                let _ = url.set_port(Some(addr.port()));
+                url
+            })
+        };
         let http = client_builder()
             .connect_timeout(timeout.min(Duration::from_secs(2)))
             .timeout(timeout)
@@ -62,7 +88,7 @@ impl ServiceClient {
             .expect("a plain-HTTP client with timeouts always builds");
         Self {
             name,
-            base,
+            replicas,
             http,
             timeout,
             calls: None,
@@ -79,13 +105,15 @@ impl ServiceClient {
         self.name
     }
 
-    /// `POST <base><path>` with a JSON body.
+    /// `POST <base><path>` with a JSON body, to the next replica; sent
+    /// again, to the one after, when no connection could be made (nothing
+    /// was sent, so this is safe for any body).
     pub async fn post<T: Serialize + ?Sized>(
         &self,
         path: &str,
         body: &T,
     ) -> Result<Reply, ApiError> {
-        self.send("POST", path, self.http.post(self.url(path)?).json(body))
+        self.post_again_if(path, body, |e| matches!(e, ApiError::Unavailable(_)))
             .await
     }
 
@@ -99,30 +127,74 @@ impl ServiceClient {
         path: &str,
         body: &T,
     ) -> Result<Reply, ApiError> {
-        match self.post(path, body).await {
-            Err(ApiError::BadGateway(_) | ApiError::Unavailable(_)) => {
+        self.post_again_if(path, body, |e| {
+            matches!(e, ApiError::BadGateway(_) | ApiError::Unavailable(_))
+        })
+        .await
+    }
+
+    async fn post_again_if<T: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        body: &T,
+        again: impl Fn(&ApiError) -> bool,
+    ) -> Result<Reply, ApiError> {
+        let post = || async {
+            let (addr, url) = self.url(path).await?;
+            self.send("POST", path, self.http.post(url).json(body))
+                .await
+                .inspect_err(|e| self.failed(addr, e))
+        };
+        match post().await {
+            Err(e) if again(&e) => {
                 tracing::info!(
                     service = self.name,
                     path,
                     "sending once more on a new connection"
                 );
-                self.post(path, body).await
+                post().await
             }
             other => other,
         }
     }
 
-    /// `GET <base><path_and_query>`.
+    /// `GET <base><path_and_query>`, from the next replica; asked again,
+    /// of the one after, when it failed on the way.
     pub async fn get(&self, path_and_query: &str) -> Result<Reply, ApiError> {
         let path = path_and_query.split('?').next().unwrap_or_default();
-        self.send("GET", path, self.http.get(self.url(path_and_query)?))
-            .await
+        let get = || async {
+            let (addr, url) = self.url(path_and_query).await?;
+            self.send("GET", path, self.http.get(url))
+                .await
+                .inspect_err(|e| self.failed(addr, e))
+        };
+        match get().await {
+            Err(ApiError::BadGateway(_) | ApiError::Unavailable(_)) => get().await,
+            other => other,
+        }
     }
 
-    fn url(&self, path: &str) -> Result<Url, ApiError> {
-        self.base
+    /// `path` on the next replica in turn, and the replica's address.
+    async fn url(&self, path: &str) -> Result<(SocketAddr, Url), ApiError> {
+        let base = self.replicas.pick().await.map_err(|e| {
+            ApiError::Unavailable(format!("{} is unreachable", self.name)).logged(e)
+        })?;
+        let url = base
             .join(path.trim_start_matches('/'))
-            .map_err(|e| ApiError::Internal(e.into()))
+            .map_err(|e| ApiError::Internal(e.into()))?;
+        Ok((base.addr(), url))
+    }
+
+    /// After a call to `addr` failed on the way: a replica that could not
+    /// be reached leaves the rotation until it resolves again; after a lost
+    /// connection the names are resolved again, since a replica may have
+    /// gone.
+    fn failed(&self, addr: SocketAddr, error: &ApiError) {
+        match error {
+            ApiError::Unavailable(_) => self.replicas.forget(addr),
+            ApiError::BadGateway(_) => self.replicas.refresh(),
+            _ => {}
+        }
     }
 
     /// Sends `request` (`method` `path`, for its span), in a client span

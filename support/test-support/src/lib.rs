@@ -55,6 +55,11 @@ pub fn new_entry_id() -> String {
 }
 
 /// Service logs on stderr when `TEST_LOG` is set; quiet otherwise.
+/// `host:port[,host:port...]`, as the broker reads `LOGGER_RPC_ADDR`.
+pub fn targets(list: &str) -> Vec<resilience::Target> {
+    resilience::replicas::parse_targets(list).expect("host:port pairs")
+}
+
 pub fn init_tracing() {
     if std::env::var_os("TEST_LOG").is_some() {
         service_kit::telemetry::init(service_kit::telemetry::LogFormat::Text, "tests", false);

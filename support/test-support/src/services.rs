@@ -66,7 +66,7 @@ pub mod config {
         authentication_service::Config {
             server: server(),
             database_url: Url::parse(database_url).expect("a PostgreSQL URL"),
-            logger_url,
+            logger_url: logger_url.into(),
             token_key: crate::token_key(),
             token_ttl: Duration::from_secs(900),
             lockout: authentication_service::lockout::LockoutPolicy {
@@ -107,7 +107,7 @@ pub mod config {
         listener_service::Config {
             server: server(),
             amqp_url,
-            logger_url,
+            logger_url: logger_url.into(),
             prefetch: 16,
             retry_backoff: Duration::from_millis(50),
             logger_timeout: Duration::from_secs(2),
@@ -119,11 +119,11 @@ pub mod config {
     pub fn broker() -> broker_service::Config {
         broker_service::Config {
             server: server(),
-            auth_url: dead_url("http"),
-            logger_url: dead_url("http"),
-            logger_rpc_addr: format!("127.0.0.1:{DEAD_PORT}"),
-            logger_grpc_url: dead_url("http"),
-            mail_url: dead_url("http"),
+            auth_url: dead_url("http").into(),
+            logger_url: dead_url("http").into(),
+            logger_rpc_addr: crate::targets(&format!("127.0.0.1:{DEAD_PORT}")),
+            logger_grpc_url: dead_url("http").into(),
+            mail_url: dead_url("http").into(),
             amqp_url: dead_url("amqp"),
             upstream_timeout: Duration::from_secs(2),
             security: broker_security(&[]),

@@ -44,11 +44,11 @@ impl System {
         let front_end_port = free_port();
         let page_origin = format!("http://127.0.0.1:{front_end_port}");
         let broker = spawn_broker(broker_service::Config {
-            auth_url: auth.base_url(),
-            logger_url,
-            logger_rpc_addr: logger.rpc_addr.clone(),
-            logger_grpc_url: logger.grpc_url.clone(),
-            mail_url: mail.base_url(),
+            auth_url: auth.base_url().into(),
+            logger_url: logger_url.into(),
+            logger_rpc_addr: crate::targets(&logger.rpc_addr),
+            logger_grpc_url: logger.grpc_url.clone().into(),
+            mail_url: mail.base_url().into(),
             amqp_url,
             upstream_timeout: Duration::from_secs(5),
             security: config::broker_security(&[&page_origin]),

@@ -50,6 +50,22 @@ OBSERVABILITY = ["prometheus", "jaeger", "grafana"]
 OBSERVABILITY_PROFILE = "observability"
 
 
+# The addresses of the services a client balances over itself
+# (docs/deploy.md, "Balancing"): compose's service name resolves to every
+# container; Swarm names every task with tasks.<name>, Kubernetes with the
+# headless Service <name>-replicas.
+BALANCED = ["authentication-service", "logger-service", "mail-service"]
+
+
+def balanced_as(value, deployment):
+    """A compose address as `deployment` writes it."""
+    value = str(value)
+    for name in BALANCED:
+        balanced = {"swarm": f"tasks.{name}", "k8s": f"{name}-replicas"}[deployment]
+        value = re.sub(rf"(^|//){re.escape(name)}:", rf"\g<1>{balanced}:", value)
+    return value
+
+
 def unfiled(names):
     """Variable names with a secret's NAME_FILE standing for NAME."""
     return {n.removesuffix("_FILE") for n in names}
@@ -240,6 +256,19 @@ def check_k8s(compose_env):
                 f"the ConfigMap database-init holds {sorted(init_keys)}, project/initdb {sorted(init_scripts)}")
     if any(f.parent.name != "generated" for files in generated.values() for f in files):
         problem("project/k8s/kustomization.yaml", "the generators read generated/ only (make k8s-secrets)")
+    # Each service a client balances over has a headless twin of its
+    # Service: the same pods and ports, a DNS record a pod.
+    for name in BALANCED:
+        service = objects.get(("Service", name))
+        headless = objects.get(("Service", f"{name}-replicas"))
+        if service is None or headless is None:
+            problem(f"project/k8s/{name}.yaml", f"needs the Services {name} and {name}-replicas")
+            continue
+        if headless["spec"].get("clusterIP") != "None":
+            problem(f"project/k8s/{name}.yaml", f"{name}-replicas must be headless (clusterIP: None)")
+        for key in ("selector", "ports"):
+            if headless["spec"].get(key) != service["spec"].get(key):
+                problem(f"project/k8s/{name}.yaml", f"{name}-replicas must have the {key} of {name}")
     # Every key a pod mounts exists.
     for (kind, name), doc in objects.items():
         if kind not in ("Deployment", "StatefulSet"):
@@ -312,6 +341,8 @@ def check_k8s(compose_env):
             if var in BROWSER_VARS or var not in compose_env.get(name, {}):
                 continue
             expected = default_of(compose_env[name][var])
+            if expected is not None:
+                expected = balanced_as(expected, "k8s")
             if expected is not None and str(value) != expected:
                 problem(where, f"{var}={value!r} but compose says {expected!r}")
 
@@ -476,8 +507,9 @@ def main():
                     f"variables differ from compose: {sorted(set(c) ^ set(s))}")
         for var in set(c) & set(s):
             filed = f"{var}_FILE" in swarm_env.get(name, {}) or f"{var}_FILE" in compose_env.get(name, {})
-            if not filed and var not in BROWSER_VARS and str(c[var]) != str(s[var]):
-                problem(f"project/swarm.yml {name}", f"{var}={s[var]!r} but compose says {c[var]!r}")
+            if not filed and var not in BROWSER_VARS and balanced_as(c[var], "swarm") != str(s[var]):
+                problem(f"project/swarm.yml {name}", f"{var}={s[var]!r} but compose says {c[var]!r}, "
+                                                     f"which Swarm writes {balanced_as(c[var], 'swarm')!r}")
     if set(swarm.get("secrets") or {}) != set(compose.get("secrets") or {}):
         problem("project/swarm.yml", f"its secrets {sorted(swarm.get('secrets') or {})} "
                                      f"are not compose's {sorted(compose.get('secrets') or {})}")

@@ -103,10 +103,11 @@ updated() {
   done
 }
 
-# Load: four loops, one per transport, each sends log requests through Caddy
-# one after the other and writes every answer's status code (000: none).
+# Load: four loops, one per transport, each sends log requests named
+# NAME-<transport> (default rolling-update) through Caddy one after the
+# other and writes every answer's status code (000: none).
 start_load() {
-  local transport
+  local transport name=${1:-rolling-update}
   rm -rf "$load_dir"
   mkdir -p "$load_dir"
   load_started=$(date +%s)
@@ -114,7 +115,7 @@ start_load() {
     (
       while [ ! -f "$load_dir/stop" ]; do
         curl -s -o /dev/null -w '%{http_code}\n' --max-time 10 -X POST http://localhost/api/handle \
-          -d "{\"action\":\"log\",\"transport\":\"$transport\",\"log\":{\"name\":\"rolling-update\",\"data\":\"during the update\"}}" \
+          -d "{\"action\":\"log\",\"transport\":\"$transport\",\"log\":{\"name\":\"$name-$transport\",\"data\":\"under load\"}}" \
           >>"$load_dir/$transport" || true
       done
     ) &
@@ -175,6 +176,71 @@ least_privilege swarm "$env_file" "$(stack_containers)"
 cross_site_refused swarm \
   "$(docker ps -q --filter "label=com.docker.swarm.service.name=${stack}_broker-service" | head -n 1)"
 deployed_browser_test swarm
+
+# Scaled out: every task of each scaled service serves its share of the
+# calls on every transport (docs/deploy.md, "Balancing"); then the logger
+# scaled up and down under load, failing no request and losing no entry.
+say "swarm: scaled out (logger 3, authentication 2, mail 2, listener 2): every task serves its share"
+docker service scale -d "${stack}_logger-service=3" "${stack}_authentication-service=2" \
+  "${stack}_mail-service=2" "${stack}_listener-service=2" >/dev/null
+wait_for 180 converged || { show_stack; die "swarm: the scaled stack did not converge within 180 s"; }
+# Every caller resolves the names again within 5 s.
+sleep 6
+python3 project/docker/spread.py "$stack" 1500 300 | tee -a "$DOCKER_RUN_DIR/timings.txt"
+[ "${PIPESTATUS[0]}" -eq 0 ] || { failure_logs 120; die "swarm: the calls are not spread over the tasks"; }
+
+logger_tasks() { docker ps -q --filter "label=com.docker.swarm.service.name=${stack}_logger-service" | sort; }
+# serves_every_transport CONTAINER: its logger has served a tarpc, a gRPC
+# and an HTTP log call.
+serves_every_transport() {
+  local metrics route
+  metrics=$(nsenter -t "$(docker inspect --format '{{.State.Pid}}' "$1")" -n \
+    curl -fsS --max-time 5 http://127.0.0.1:8083/metrics) || return 1
+  for route in 'transport="tarpc",route="log_info"' 'transport="grpc",route="WriteLog"' 'transport="http",route="/log"'; do
+    grep -q "^server_requests_total{$route,outcome=\"ok\"} [1-9]" <<<"$metrics" || return 1
+  done
+}
+say "swarm: the logger scaled to 4, then to 2, under load"
+before=$(logger_tasks)
+start_load scale
+sleep 3
+docker service scale -d "${stack}_logger-service=4" >/dev/null
+wait_for 60 converged || { stop_load; show_stack; die "swarm: the logger did not reach 4 tasks"; }
+added=$(comm -13 <(echo "$before") <(logger_tasks))
+[ -n "$added" ] || { stop_load; die "swarm: no new logger task"; }
+started=$(date +%s)
+wait_for 15 serves_every_transport "$added" || {
+  stop_load
+  die "swarm: the new logger task served no call on some transport within 15 s of being healthy"
+}
+timing "swarm: a new logger task serving every transport, after healthy" "$(since "$started")"
+docker service scale -d "${stack}_logger-service=2" >/dev/null
+wait_for 60 converged || { stop_load; show_stack; die "swarm: the logger did not come down to 2 tasks"; }
+sleep 8
+stop_load
+load_report || {
+  failure_logs "$(since "$load_started")"
+  show_stack
+  die "swarm: requests failed while the logger scaled"
+}
+# Every acknowledged entry is stored once (the AMQP ones within a while).
+stored_matches() {
+  local mongo transport acked stored
+  mongo=$(docker ps -q --filter "label=com.docker.swarm.service.name=${stack}_mongo")
+  for transport in rpc http grpc amqp; do
+    acked=$(grep -c '^202$' "$load_dir/$transport" || true)
+    stored=$(docker exec "$mongo" mongosh --quiet \
+      "mongodb://logger:$(env_value "$env_file" LOGGER_DB_PASSWORD)@127.0.0.1:27017/logs" \
+      --eval "db.entries.countDocuments({name: 'scale-$transport'})")
+    echo "  $transport: $acked acknowledged, $stored stored" >"$load_dir/stored-$transport"
+    [ "$acked" = "$stored" ] || return 1
+  done
+}
+wait_for 60 stored_matches || {
+  cat "$load_dir"/stored-*
+  die "swarm: acknowledged entries are missing or stored twice after the logger scaled"
+}
+cat "$load_dir"/stored-* | tee -a "$DOCKER_RUN_DIR/timings.txt"
 
 # The same images under a new tag: Swarm rolls every task over to it.
 say "swarm: rolling update of the six services to TAG=update-test under load"

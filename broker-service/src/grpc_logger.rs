@@ -46,21 +46,24 @@ impl GrpcLogger {
 
     /// Writes one entry; answers the logger's result (`"logged!"`). A
     /// call that failed on the way (the logger's task going away in a
-    /// rolling update, a connection reset) is sent once more: the entry's
-    /// id keeps it single. The logger's own answers (a refusal, MongoDB
+    /// rolling update, a connection reset) is sent again, to the next
+    /// replica, up to `ATTEMPTS` in all: the entry's id keeps it single. The logger's own answers (a refusal, MongoDB
     /// unavailable) and timeouts are not repeated.
     pub async fn log(&self, name: &str, data: &str, id: &str) -> Result<String, ApiError> {
         let started = Instant::now();
-        let answer = match self.write(name, data, id).await {
-            Err((status, addr)) if failed_on_the_way(&status) => {
-                tracing::info!(code = ?status.code(), "gRPC call to logger-service failed; sending once more, to the next replica");
-                if let Some(addr) = addr {
-                    self.replicas.forget(addr);
+        let mut answer = self.write(name, data, id).await;
+        for _ in 1..service_kit::upstream::ATTEMPTS {
+            match &answer {
+                Err((status, addr)) if failed_on_the_way(status) => {
+                    tracing::info!(code = ?status.code(), "gRPC call to logger-service failed; sending once more, to the next replica");
+                    if let Some(addr) = addr {
+                        self.replicas.forget(*addr);
+                    }
+                    answer = self.write(name, data, id).await;
                 }
-                self.write(name, data, id).await
+                _ => break,
             }
-            answer => answer,
-        };
+        }
         let answer = answer.map_err(|(status, _)| self.failure(&status));
         let outcome = match &answer {
             Ok(_) => Outcome::Ok,

@@ -19,6 +19,9 @@ use tarpc::context;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Connections tried for one call, each to the next replica.
+const ATTEMPTS: usize = 3;
+
 pub struct RpcLogger {
     timeout: Duration,
     /// Each replica's connection slot.
@@ -58,12 +61,13 @@ impl RpcLogger {
 
     async fn call(&self, name: &str, data: &str, id: &str) -> Result<String, ApiError> {
         // A call that finds the connection already gone, or cannot dial,
-        // is retried once on the next replica's; the entry's id keeps a call
-        // that did arrive from being stored twice.
+        // is retried on the next replica's, up to ATTEMPTS in all (a scale
+        // down may take several replicas at once); the entry's id keeps a
+        // call that did arrive from being stored twice.
         // One deadline for the whole call, waiting for a connection (another
         // caller may be dialing) and the retry included.
         let deadline = Instant::now() + self.timeout;
-        for attempt in 0..2 {
+        for attempt in 1..=ATTEMPTS {
             let replica = self.replicas.pick().await.map_err(|e| {
                 ApiError::Unavailable("logger-service RPC is unreachable".into()).logged(e)
             })?;
@@ -74,7 +78,7 @@ impl RpcLogger {
                 .map_err(|_| self.timed_out())?
             {
                 Ok(connected) => connected,
-                Err(e) if attempt == 0 => {
+                Err(e) if attempt < ATTEMPTS => {
                     self.replicas.forget(addr);
                     tracing::info!(error = %e, "no RPC connection to this logger-service replica; trying the next");
                     continue;
@@ -101,10 +105,10 @@ impl RpcLogger {
                     .logged(m));
                 }
                 Err(RpcError::DeadlineExceeded) => return Err(self.timed_out()),
-                Err(e @ (RpcError::Shutdown | RpcError::Send(_))) if attempt == 0 => {
-                    tracing::info!(error = %e, "RPC connection to logger-service lost; reconnecting");
+                Err(e @ (RpcError::Shutdown | RpcError::Send(_))) if attempt < ATTEMPTS => {
+                    tracing::info!(error = %e, "RPC connection to logger-service lost; trying the next replica");
                     replica.forget(number).await;
-                    self.replicas.refresh();
+                    self.replicas.forget(addr);
                 }
                 Err(e) => {
                     replica.forget(number).await;

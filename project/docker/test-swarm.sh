@@ -155,7 +155,7 @@ failure_logs() {
   local service
   for service in broker-service logger-service listener-service; do
     echo "  warnings and errors of $service in the last $1 s:"
-    docker service logs --raw --since "${1}s" "${stack}_$service" 2>&1 |
+    timeout 20 docker service logs --raw --since "${1}s" "${stack}_$service" 2>&1 |
       grep -E '"level":"(WARN|ERROR)"' | tail -n 15 | sed 's/^/    /' || true
   done
 }

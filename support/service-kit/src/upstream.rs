@@ -38,6 +38,10 @@ use crate::telemetry::{self, HeaderInjector};
 /// repeated (a login, a mail) then fails.
 pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Sends of one call at most, each to the next replica, when the rules
+/// below allow another (a scale-down may take several replicas at once).
+pub const ATTEMPTS: usize = 3;
+
 /// A reqwest client builder with the pool rule every client of the
 /// system's own HTTP servers follows ([`POOL_IDLE_TIMEOUT`]).
 pub fn client_builder() -> reqwest::ClientBuilder {
@@ -106,8 +110,8 @@ impl ServiceClient {
     }
 
     /// `POST <base><path>` with a JSON body, to the next replica; sent
-    /// again, to the one after, when no connection could be made (nothing
-    /// was sent, so this is safe for any body).
+    /// again, to the one after (up to [`ATTEMPTS`]), when no connection
+    /// could be made (nothing was sent, so this is safe for any body).
     pub async fn post<T: Serialize + ?Sized>(
         &self,
         path: &str,
@@ -117,7 +121,7 @@ impl ServiceClient {
             .await
     }
 
-    /// `POST`, as [`ServiceClient::post`], sent again once when it failed on
+    /// `POST`, as [`ServiceClient::post`], sent again (up to [`ATTEMPTS`]) when it failed on
     /// the way (a pooled connection closed under it as the other side
     /// restarted, or none could be made), for a body the callee stores
     /// at most once whatever the repeats (a log entry with its id). A
@@ -145,17 +149,21 @@ impl ServiceClient {
                 .await
                 .inspect_err(|e| self.failed(addr, e))
         };
-        match post().await {
-            Err(e) if again(&e) => {
-                tracing::info!(
-                    service = self.name,
-                    path,
-                    "sending once more on a new connection"
-                );
-                post().await
+        let mut answer = post().await;
+        for _ in 1..ATTEMPTS {
+            match &answer {
+                Err(e) if again(e) => {
+                    tracing::info!(
+                        service = self.name,
+                        path,
+                        "sending once more, to the next replica"
+                    );
+                    answer = post().await;
+                }
+                _ => break,
             }
-            other => other,
         }
+        answer
     }
 
     /// `GET <base><path_and_query>`, from the next replica; asked again,
@@ -168,10 +176,14 @@ impl ServiceClient {
                 .await
                 .inspect_err(|e| self.failed(addr, e))
         };
-        match get().await {
-            Err(ApiError::BadGateway(_) | ApiError::Unavailable(_)) => get().await,
-            other => other,
+        let mut answer = get().await;
+        for _ in 1..ATTEMPTS {
+            match &answer {
+                Err(ApiError::BadGateway(_) | ApiError::Unavailable(_)) => answer = get().await,
+                _ => break,
+            }
         }
+        answer
     }
 
     /// `path` on the next replica in turn, and the replica's address.
@@ -264,14 +276,16 @@ impl ServiceClient {
     }
 
     fn transport_error(&self, error: &reqwest::Error) -> ApiError {
-        if error.is_timeout() {
+        // A connection that could not be made in time is a connect error
+        // too (nothing was sent): the next replica may answer.
+        if error.is_connect() {
+            ApiError::Unavailable(format!("{} is unreachable", self.name))
+        } else if error.is_timeout() {
             ApiError::Timeout(format!(
                 "{} did not answer within {} ms",
                 self.name,
                 self.timeout.as_millis()
             ))
-        } else if error.is_connect() {
-            ApiError::Unavailable(format!("{} is unreachable", self.name))
         } else {
             ApiError::BadGateway(format!("{} failed", self.name)).logged(error)
         }

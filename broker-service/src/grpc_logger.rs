@@ -47,8 +47,10 @@ impl GrpcLogger {
     /// Writes one entry; answers the logger's result (`"logged!"`). A
     /// call that failed on the way (the logger's task going away in a
     /// rolling update, a connection reset) is sent again, to the next
-    /// replica, up to `ATTEMPTS` in all: the entry's id keeps it single. The logger's own answers (a refusal, MongoDB
-    /// unavailable) and timeouts are not repeated.
+    /// replica, up to `ATTEMPTS` in all: the entry's id keeps it single;
+    /// so is one a replica answered Unavailable (its MongoDB out of
+    /// reach: another replica's may not be). A refusal and a timeout are
+    /// not repeated.
     pub async fn log(&self, name: &str, data: &str, id: &str) -> Result<String, ApiError> {
         let started = Instant::now();
         let mut answer = self.write(name, data, id).await;
@@ -59,6 +61,15 @@ impl GrpcLogger {
                     if let Some(addr) = addr {
                         self.replicas.forget(*addr);
                     }
+                    answer = self.write(name, data, id).await;
+                }
+                // This replica cannot store it (its MongoDB is out of
+                // reach); another may.
+                Err((status, _)) if status.code() == Code::Unavailable => {
+                    tracing::info!(
+                        reason = status.message(),
+                        "a logger-service replica could not store the entry; trying the next"
+                    );
                     answer = self.write(name, data, id).await;
                 }
                 _ => break,

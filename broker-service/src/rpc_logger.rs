@@ -98,6 +98,11 @@ impl RpcLogger {
             {
                 Ok(Ok(answer)) => return Ok(answer),
                 Ok(Err(LogRpcError::InvalidArgument(m))) => return Err(ApiError::BadRequest(m)),
+                // This replica cannot store it (its MongoDB is out of
+                // reach); another may.
+                Ok(Err(LogRpcError::Unavailable(m))) if attempt < ATTEMPTS => {
+                    tracing::info!(reason = %m, "a logger-service replica could not store the entry; trying the next");
+                }
                 Ok(Err(LogRpcError::Unavailable(m))) => {
                     return Err(ApiError::BadGateway(
                         "logger-service could not store the entry".into(),

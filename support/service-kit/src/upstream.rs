@@ -117,22 +117,27 @@ impl ServiceClient {
         path: &str,
         body: &T,
     ) -> Result<Reply, ApiError> {
-        self.post_again_if(path, body, |e| matches!(e, ApiError::Unavailable(_)))
-            .await
+        self.post_again_if(path, body, |answer| {
+            matches!(answer, Err(ApiError::Unavailable(_)))
+        })
+        .await
     }
 
-    /// `POST`, as [`ServiceClient::post`], sent again (up to [`ATTEMPTS`]) when it failed on
-    /// the way (a pooled connection closed under it as the other side
-    /// restarted, or none could be made), for a body the callee stores
-    /// at most once whatever the repeats (a log entry with its id). A
-    /// timeout is not repeated: the first may still be at work.
+    /// `POST`, as [`ServiceClient::post`], sent again, to the next replica
+    /// (up to [`ATTEMPTS`]), when it failed on the way (a pooled connection
+    /// closed under it as the other side restarted, or none could be made)
+    /// or the replica answered 503 (its own dependency is out of reach:
+    /// another replica's may not be), for a body the callee stores at most
+    /// once whatever the repeats (a log entry with its id). A timeout is
+    /// not repeated: the first may still be at work.
     pub async fn post_idempotent<T: Serialize + ?Sized>(
         &self,
         path: &str,
         body: &T,
     ) -> Result<Reply, ApiError> {
-        self.post_again_if(path, body, |e| {
-            matches!(e, ApiError::BadGateway(_) | ApiError::Unavailable(_))
+        self.post_again_if(path, body, |answer| match answer {
+            Ok(reply) => reply.status == StatusCode::SERVICE_UNAVAILABLE,
+            Err(e) => matches!(e, ApiError::BadGateway(_) | ApiError::Unavailable(_)),
         })
         .await
     }
@@ -141,7 +146,7 @@ impl ServiceClient {
         &self,
         path: &str,
         body: &T,
-        again: impl Fn(&ApiError) -> bool,
+        again: impl Fn(&Result<Reply, ApiError>) -> bool,
     ) -> Result<Reply, ApiError> {
         let post = || async {
             let (addr, url) = self.url(path).await?;
@@ -152,7 +157,7 @@ impl ServiceClient {
         let mut answer = post().await;
         for _ in 1..ATTEMPTS {
             match &answer {
-                Err(e) if again(e) => {
+                answered if again(answered) => {
                     tracing::info!(
                         service = self.name,
                         path,

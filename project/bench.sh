@@ -43,17 +43,10 @@ else
 fi
 trap '[ -z "$started" ] || "$ROOT/project/native/stop.sh"' EXIT
 
-# The Go original's broker beside the stack, for the same-run comparison of
-# `POST /` (project/go-original.sh; GO_ORIGINAL=0 skips it, and a build that
-# fails, without its source at hand, leaves the anchor's figures).
-if [ "$mode" = bench ] && [ "${GO_ORIGINAL:-1}" != 0 ]; then
-  if "$ROOT/project/go-original.sh" start; then
-    export GO_ORIGINAL_URL=http://127.0.0.1:80
-    trap '"$ROOT/project/go-original.sh" stop; [ -z "$started" ] || "$ROOT/project/native/stop.sh"' EXIT
-  else
-    warn "the Go original's broker did not start: its POST / rows are compared with the anchor's figures"
-  fi
-fi
+# GO_ORIGINAL_URL: a Go original's broker the user runs beside the stack
+# (the repository never builds it): the `POST /` rows are then measured
+# against it in the same run; without it, against the anchor's recorded
+# figures (support/bench/src/anchor.rs).
 
 (cd "$ROOT" && cargo build --quiet --release -p bench)
 cd "$ROOT"

@@ -400,11 +400,11 @@ fn write_anchors(md: &mut String, extra: &Extra, bcrypt_ceiling: f64) -> anyhow:
         anchor::METHOD,
         if go_ran {
             format!(
-                "The `POST /` rows were also sent to the Go original's broker, built from its source and run beside this stack (`project/go-original.sh`), in turns with this stack's (Go, then this project, {} times; each side's median run is shown): their ratio is to that figure of this run, on this machine.",
+                "The `POST /` rows were also sent to the Go original's broker, run beside this stack by the user (`GO_ORIGINAL_URL`), in turns with this stack's (Go, then this project, {} times; each side's median run is shown): their ratio is to that figure of this run, on this machine.",
                 anchor::SAME_RUN_ROUNDS
             )
         } else {
-            "The Go original's broker did not run beside this stack (`project/go-original.sh`, docs/bench/README.md): every ratio is to the anchor's figure.".to_owned()
+            "No Go original's broker was named (`GO_ORIGINAL_URL`, docs/bench/README.md): every ratio is to the anchor's recorded figure.".to_owned()
         },
     )?;
     for c in &extra.anchors {

@@ -105,17 +105,21 @@ updated() {
 
 # Load: four loops, one per transport, each sends log requests named
 # NAME-<transport> (default rolling-update) through Caddy one after the
-# other and writes every answer's status code (000: none).
+# other, each with its own data ("under load <n>"), and writes every
+# answer's status code (000: none).
 start_load() {
-  local transport name=${1:-rolling-update}
+  local transport
+  load_name=${1:-rolling-update}
   rm -rf "$load_dir"
   mkdir -p "$load_dir"
   load_started=$(date +%s)
   for transport in rpc http grpc amqp; do
     (
+      n=0
       while [ ! -f "$load_dir/stop" ]; do
+        n=$((n + 1))
         curl -s -o /dev/null -w '%{http_code}\n' --max-time 10 -X POST http://localhost/api/handle \
-          -d "{\"action\":\"log\",\"transport\":\"$transport\",\"log\":{\"name\":\"$name-$transport\",\"data\":\"under load\"}}" \
+          -d "{\"action\":\"log\",\"transport\":\"$transport\",\"log\":{\"name\":\"$load_name-$transport\",\"data\":\"under load $n\"}}" \
           >>"$load_dir/$transport" || true
       done
     ) &
@@ -123,12 +127,42 @@ start_load() {
   done
 }
 
+# stop_load: each loop ends after its request in flight has its answer
+# (at most curl's 10 s), so every request sent is in the counts.
 stop_load() {
   [ -f "$load_dir/pids" ] || return 0
   touch "$load_dir/stop"
+  local waited=0
+  while [ "$waited" -lt 15 ] && xargs -r ps -p <"$load_dir/pids" >/dev/null 2>&1; do
+    sleep 1
+    waited=$((waited + 1))
+  done
   xargs -r kill <"$load_dir/pids" 2>/dev/null || true
   rm -f "$load_dir/pids"
   wait 2>/dev/null || true
+}
+
+# stored_once: every acknowledged request of the last load is in MongoDB
+# exactly once (by its data), per transport; the AMQP ones may take a while,
+# so call it through wait_for. Writes the counts to $load_dir/stored-*.
+stored_once() {
+  local mongo transport acked counts ok=0
+  mongo=$(docker ps -q --filter "label=com.docker.swarm.service.name=${stack}_mongo" | head -n 1)
+  for transport in rpc http grpc amqp; do
+    acked=$(grep -c '^202$' "$load_dir/$transport" || true)
+    # "<entries> <distinct data>" of this load's name on this transport.
+    counts=$(docker exec "$mongo" mongosh --quiet \
+      "mongodb://logger:$(env_value "$env_file" LOGGER_DB_PASSWORD)@127.0.0.1:27017/logs" \
+      --eval "const g = db.logs.aggregate([{\$match: {name: '$load_name-$transport'}},
+                {\$group: {_id: '\$data', n: {\$sum: 1}}},
+                {\$group: {_id: null, entries: {\$sum: '\$n'}, distinct: {\$sum: 1}}}]).toArray();
+              print(g.length ? g[0].entries + ' ' + g[0].distinct : '0 0')") || return 1
+    read -r entries distinct <<<"$counts"
+    echo "  $transport: $acked acknowledged, $distinct stored, $((acked - distinct)) lost, $((entries - distinct)) duplicated" \
+      >"$load_dir/stored-$transport"
+    { [ "$entries" = "$acked" ] && [ "$distinct" = "$acked" ]; } || ok=1
+  done
+  return "$ok"
 }
 
 # load_report: the request count and failures per transport; false on any
@@ -223,6 +257,11 @@ load_report || {
   show_stack
   die "swarm: requests failed while the logger scaled"
 }
+wait_for 60 stored_once || {
+  cat "$load_dir"/stored-*
+  die "swarm: acknowledged entries are missing or stored twice after the logger scaled"
+}
+cat "$load_dir"/stored-* | tee -a "$DOCKER_RUN_DIR/timings.txt"
 
 # The same images under a new tag: Swarm rolls every task over to it.
 say "swarm: rolling update of the six services to TAG=update-test under load"
@@ -245,6 +284,11 @@ load_report || {
   show_stack
   die "swarm: requests failed during the rolling update"
 }
+wait_for 60 stored_once || {
+  cat "$load_dir"/stored-*
+  die "swarm: acknowledged entries are missing or stored twice after the rolling update"
+}
+cat "$load_dir"/stored-* | tee -a "$DOCKER_RUN_DIR/timings.txt"
 wait_converged 120
 
 say "swarm: an update to an image whose health check fails rolls back"

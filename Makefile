@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 NATIVE := project/native
 
-.PHONY: help start start-observability stop run restart replay-dead-letters build infra test-infra screenshot trace-pictures bench flamegraph bench-tracing bench-listing soak test lint fmt check-fmt clippy check-secrets test-rust test-native test-faults
+.PHONY: help start start-observability stop run restart replay-dead-letters build infra test-infra screenshot trace-pictures bench flamegraph bench-tracing bench-spread bench-listing soak test lint fmt check-fmt clippy check-secrets test-rust test-native test-faults
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -65,6 +65,9 @@ flamegraph: ## profile the broker on POST / under wrk (perf + inferno); writes d
 
 bench-tracing: ## throughput and p99 through the broker with trace export off, on at 100% and on at 10%; writes docs/bench/tracing.md
 	@project/bench.sh tracing
+
+bench-spread: ## each log path through the broker with one logger replica, then two (their shares); writes docs/bench/spread.md
+	@project/bench.sh spread
 
 bench-listing: ## GET /logs?limit=10 with 1,000,000 entries in the collection (empties it first); writes docs/bench/listing.md
 	@project/bench.sh listing

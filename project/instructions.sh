@@ -8,7 +8,7 @@
 #
 # SERVICE (default broker-service) is one of the native stack's; each
 # TRANSPORT (default: rpc grpc http amqp) is a log request through the
-# broker's POST /handle. For each, the stack is started (release build),
+# broker's POST /handle, and `hit` the broker's POST / (no downstream call). For each, the stack is started (release build),
 # SERVICE is restarted under callgrind with its own environment, sent 5 s
 # of requests at concurrency 4 to warm it, then counted over 15 s. With
 # BASELINE_ROOT (a worktree of another commit), that checkout's services
@@ -64,14 +64,20 @@ for root in "${roots[@]}"; do
       sleep 0.5
     done
     [ -n "$ready" ] || die "$service did not come back under valgrind ($scratch/valgrind.log)"
-    cat >"$scratch/post.lua" <<EOF
+    if [ "$transport" = hit ]; then
+      url=http://127.0.0.1:8080/ what="POST /"
+      echo 'wrk.method = "POST"' >"$scratch/post.lua"
+    else
+      url=http://127.0.0.1:8080/handle what="log via $transport"
+      cat >"$scratch/post.lua" <<EOF
 wrk.method = "POST"
 wrk.body = '{"action":"log","transport":"$transport","log":{"name":"instructions","data":"counted"}}'
 wrk.headers["Content-Type"] = "application/json"
 EOF
-    wrk -t1 -c4 -d5s -s "$scratch/post.lua" http://127.0.0.1:8080/handle >/dev/null
+    fi
+    wrk -t1 -c4 -d5s -s "$scratch/post.lua" "$url" >/dev/null
     callgrind_control --zero "$counted" >/dev/null
-    requests=$(wrk -t1 -c4 -d15s -s "$scratch/post.lua" http://127.0.0.1:8080/handle | awk '/requests in/ {print $1}')
+    requests=$(wrk -t1 -c4 -d15s -s "$scratch/post.lua" "$url" | awk '/requests in/ {print $1}')
     callgrind_control --dump "$counted" >/dev/null
     sleep 1
     kill "$counted"
@@ -79,7 +85,7 @@ EOF
     counted=
     total=$(callgrind_annotate "$out.1" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
     rm -f "$out" "$out".*
-    printf '%s %s log via %s: %d requests, %d instructions, %d per request\n' \
-      "$service" "$commit" "$transport" "$requests" "$total" "$((total / requests))"
+    printf '%s %s %s: %d requests, %d instructions, %d per request\n' \
+      "$service" "$commit" "$what" "$requests" "$total" "$((total / requests))"
   done
 done

@@ -1,6 +1,6 @@
 //! `make bench` and `make soak` against the native stack (`make start`).
 //!
-//! `bench [bench|soak|listing|faults|tracing]`; settings from the environment: `BENCH_SECS` (10),
+//! `bench [bench|soak|listing|spread|faults|tracing]`; settings from the environment: `BENCH_SECS` (10),
 //! `WARMUP_SECS` (2), `CONCURRENCY` ("1,16,64"), `OPEN_SECS` (5, each
 //! open-loop run), `SOAK_SECS` (300), `BENCH_PYTHON` (python3, with
 //! pymongo), `RUN_DIR` (.run, for the services' PIDs), `OUT_DIR`
@@ -14,6 +14,7 @@ mod load;
 mod procs;
 mod report;
 mod scenarios;
+mod spread;
 mod tracing_cost;
 
 use std::collections::BTreeMap;
@@ -100,8 +101,9 @@ async fn main() -> anyhow::Result<()> {
             let measured = listing::measure(&settings, &clients).await?;
             listing::write(&settings, &measured)
         }
+        "spread" => spread::write(&settings, &spread::measure(&settings).await?),
         "tracing" => tracing_cost::run(&settings).await,
-        other => anyhow::bail!("unknown mode {other}: bench, soak, listing or tracing"),
+        other => anyhow::bail!("unknown mode {other}: bench, soak, listing, spread or tracing"),
     }
 }
 
@@ -270,6 +272,11 @@ async fn bench(settings: &Settings, clients: Arc<Clients>) -> anyhow::Result<()>
         "report written to {}",
         settings.out_dir.join("report.md").display()
     );
+    // Two logger replicas (BENCH_SPREAD=0 leaves it out; `make
+    // bench-spread` runs it alone).
+    if std::env::var("BENCH_SPREAD").as_deref() != Ok("0") {
+        spread::write(settings, &spread::measure(settings).await?)?;
+    }
     // Last: it empties the log collection and fills it to its size
     // (BENCH_LISTING=0 leaves it out; `make bench-listing` runs it alone).
     if std::env::var("BENCH_LISTING").as_deref() != Ok("0") {

@@ -43,10 +43,8 @@ else
 fi
 trap '[ -z "$started" ] || "$ROOT/project/native/stop.sh"' EXIT
 
-# GO_ORIGINAL_URL: a Go original's broker the user runs beside the stack
-# (the repository never builds it): the `POST /` rows are then measured
-# against it in the same run; without it, against the anchor's recorded
-# figures (support/bench/src/anchor.rs).
+# The Go original's figures are recorded data with their date and method
+# (support/bench/src/anchor.rs): the repository never fetches or builds it.
 
 (cd "$ROOT" && cargo build --quiet --release -p bench)
 cd "$ROOT"

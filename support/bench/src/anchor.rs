@@ -104,34 +104,17 @@ pub const ANCHORS: [Anchor; 8] = [
     },
 ];
 
-/// One row of the comparison: this stack's figure and, where the Go
-/// original's broker ran beside it, the Go figure of the same run.
+/// One row of the comparison: this stack's figure for the anchor's request.
 pub struct Compared {
     pub anchor: &'static Anchor,
     pub ours: anyhow::Result<Measured>,
-    /// The Go original, sent the same request by the same tool just before
-    /// this stack (`GO_ORIGINAL_URL`; `POST /` only, the one path the Go
-    /// broker answers alone). `None`: not run, the anchor's figure stands.
-    pub go: Option<anyhow::Result<Measured>>,
-}
-
-impl Compared {
-    /// The Go figure measured in this run, if it was.
-    pub fn go_now(&self) -> Option<&Measured> {
-        self.go.as_ref()?.as_ref().ok()
-    }
 }
 
 /// Every anchor's request sent to this stack's broker with wrk, as the Go
-/// figures were measured; the `POST /` rows also to the Go original's
-/// broker at `go_url`, when one runs, right before. A failed run is named
-/// instead.
-pub fn measure(
-    broker: &str,
-    go_url: Option<&str>,
-    authorization: &str,
-    secs: Duration,
-) -> Vec<Compared> {
+/// figures were measured; a failed run is named instead. The Go figures
+/// are the recorded ones: the repository never fetches or builds the Go
+/// original.
+pub fn measure(broker: &str, authorization: &str, secs: Duration) -> Vec<Compared> {
     ANCHORS
         .iter()
         .map(|anchor| {
@@ -140,70 +123,40 @@ pub fn measure(
                 anchor.path.label(),
                 anchor.concurrency
             );
-            let send = |base: &str, label| {
+            let send = || {
                 let (route, body) = anchor
                     .path
                     .broker_request(0)
                     .context("an anchor goes through the broker")?;
                 let json = body.map(|b| b.to_string());
                 let request = WrkPost {
-                    url: &format!("{base}{route}"),
+                    url: &format!("{broker}{route}"),
                     json: json.as_deref(),
                     authorization: Some(authorization),
                 };
-                external::wrk(label, &request, anchor.concurrency, secs)
+                external::wrk("Go comparison", &request, anchor.concurrency, secs)
             };
-            match go_url.filter(|_| anchor.path == Path::BrokerHit) {
-                // Alternating, so that a slow spell of the machine falls
-                // on both; each side's median run counts.
-                Some(url) => {
-                    let (mut go, mut ours) = (Vec::new(), Vec::new());
-                    for _ in 0..SAME_RUN_ROUNDS {
-                        go.push(send(url, "Go original"));
-                        ours.push(send(broker, "Go comparison"));
-                    }
-                    Compared {
-                        anchor,
-                        ours: median_run(ours),
-                        go: Some(median_run(go)),
-                    }
-                }
-                None => Compared {
-                    anchor,
-                    ours: send(broker, "Go comparison"),
-                    go: None,
-                },
+            Compared {
+                anchor,
+                ours: send(),
             }
         })
         .collect()
 }
 
-/// How many times each side of a same-run row is measured, in turn.
-pub const SAME_RUN_ROUNDS: usize = 3;
-
-/// The run with the median rate; the first failure, if any failed.
-fn median_run(runs: Vec<anyhow::Result<Measured>>) -> anyhow::Result<Measured> {
-    let mut runs = runs.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
-    anyhow::ensure!(!runs.is_empty(), "no run");
-    runs.sort_by(|a, b| a.per_second.total_cmp(&b.per_second));
-    let middle = runs.len() / 2;
-    Ok(runs.swap_remove(middle))
-}
-
 impl Anchor {
-    /// This project's figure over the Go original's (`go`, measured in the
-    /// same run, or else the anchor's): requests per second, or the share
-    /// of each one's bcrypt ceiling reached.
-    pub fn ratio(&self, ours: &Measured, go: Option<&Measured>, bcrypt_ceiling: f64) -> f64 {
+    /// This project's figure over the Go original's recorded one: requests
+    /// per second, or the share of each one's bcrypt ceiling reached.
+    pub fn ratio(&self, ours: &Measured, bcrypt_ceiling: f64) -> f64 {
         match self.measure {
-            Measure::Rate => ours.per_second / go.map_or(self.go_per_second, |g| g.per_second),
+            Measure::Rate => ours.per_second / self.go_per_second,
             Measure::ShareOfBcrypt(go_share) => ours.per_second / bcrypt_ceiling / go_share,
         }
     }
 
     /// Whether `ours` reached this row's target, with no errors.
-    pub fn met(&self, ours: &Measured, go: Option<&Measured>, bcrypt_ceiling: f64) -> bool {
-        ours.errors == 0 && self.ratio(ours, go, bcrypt_ceiling) >= self.target
+    pub fn met(&self, ours: &Measured, bcrypt_ceiling: f64) -> bool {
+        ours.errors == 0 && self.ratio(ours, bcrypt_ceiling) >= self.target
     }
 }
 
@@ -246,32 +199,21 @@ mod tests {
         assert_eq!(auth.measure, Measure::ShareOfBcrypt(0.81));
         let mut ours = measured(17.1);
         // 17.1 of 18 is 95%, 1.17 times the Go original's 81%.
-        assert!((auth.ratio(&ours, None, 18.0) - 0.95 / 0.81).abs() < 1e-9);
-        assert!(auth.met(&ours, None, 18.0));
+        assert!((auth.ratio(&ours, 18.0) - 0.95 / 0.81).abs() < 1e-9);
+        assert!(auth.met(&ours, 18.0));
         // 14 of 18 is 78%, short of 81%; and a run with errors never meets.
-        assert!(!auth.met(&ours, None, 18.0 * 17.1 / 14.0));
+        assert!(!auth.met(&ours, 18.0 * 17.1 / 14.0));
         ours.errors = 1;
-        assert!(!auth.met(&ours, None, 18.0));
+        assert!(!auth.met(&ours, 18.0));
     }
 
     #[test]
-    fn the_median_run_counts_and_any_failure_is_named() {
-        let at = |per_second| Ok(measured(per_second));
-        let median = super::median_run(vec![at(30.0), at(10.0), at(20.0)]).unwrap();
-        assert_eq!(median.per_second, 20.0);
-        let failed = super::median_run(vec![at(30.0), Err(anyhow::anyhow!("wrk failed"))]);
-        assert_eq!(failed.unwrap_err().to_string(), "wrk failed");
-    }
-
-    /// A Go figure measured in the same run replaces the anchor's.
-    #[test]
-    fn the_hit_path_is_compared_with_the_go_figure_of_the_same_run() {
+    fn the_hit_path_is_compared_with_the_recorded_go_figure() {
         let hit = &ANCHORS[0];
         assert_eq!(hit.path, Path::BrokerHit);
-        let ours = measured(hit.go_per_second * 0.8);
-        assert!(!hit.met(&ours, None, 1.0));
-        let go_here = measured(hit.go_per_second * 0.5);
-        assert!((hit.ratio(&ours, Some(&go_here), 1.0) - 1.6).abs() < 1e-9);
-        assert!(hit.met(&ours, Some(&go_here), 1.0));
+        assert!(!hit.met(&measured(hit.go_per_second * 0.8), 1.0));
+        let ours = measured(hit.go_per_second * 1.6);
+        assert!((hit.ratio(&ours, 1.0) - 1.6).abs() < 1e-9);
+        assert!(hit.met(&ours, 1.0));
     }
 }

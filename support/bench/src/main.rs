@@ -213,15 +213,8 @@ async fn bench(settings: &Settings, clients: Arc<Clients>) -> anyhow::Result<()>
         .to_owned();
     let stored_before = listener_stored().await.unwrap_or(0);
     let started = Instant::now();
-    // A Go original's broker the user runs beside the stack, if any.
-    let go_url = std::env::var("GO_ORIGINAL_URL").ok();
     let anchors = tokio::task::block_in_place(|| {
-        anchor::measure(
-            clients.broker(),
-            go_url.as_deref(),
-            &authorization,
-            settings.duration,
-        )
+        anchor::measure(clients.broker(), &authorization, settings.duration)
     });
     drain_queue(stored_before, started).await;
 

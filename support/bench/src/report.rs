@@ -380,50 +380,29 @@ fn anchor_verdicts(extra: &Extra, bcrypt_ceiling: f64) -> (usize, usize) {
         .filter(|c| {
             c.ours
                 .as_ref()
-                .is_ok_and(|m| c.anchor.met(m, c.go_now(), bcrypt_ceiling))
+                .is_ok_and(|m| c.anchor.met(m, bcrypt_ceiling))
         })
         .count();
     (met, extra.anchors.len())
 }
 
 /// The Go original's table, each row sent to this stack by wrk as it was
-/// to the Go original; the `POST /` rows also to the Go original's broker
-/// in this run, when it ran beside the stack.
+/// to the Go original, against the recorded figure.
 fn write_anchors(md: &mut String, extra: &Extra, bcrypt_ceiling: f64) -> anyhow::Result<()> {
     if extra.anchors.is_empty() {
         return Ok(());
     }
-    let go_ran = extra.anchors.iter().any(|c| c.go.is_some());
     writeln!(
         md,
-        "## Against the Go original\n\nThe anchor: {}. This project's figures: the same requests through the broker, sent by wrk (two threads, 10 s unless `BENCH_SECS` says otherwise) in this run. {} auth is compared by the share of each one's bcrypt ceiling, since the two hash at different costs (this run's ceiling: {bcrypt_ceiling:.1} logins/s).\n\n| path | concurrency | Go original | this project | ratio | target | |\n|---|---:|---|---|---:|---:|---|",
+        "## Against the Go original\n\nThe anchor: {}. This project's figures: the same requests through the broker, sent by wrk (two threads, 10 s unless `BENCH_SECS` says otherwise) in this run. Every ratio is to the anchor's recorded figure, measured outside this repository, which never fetches or builds the Go original. auth is compared by the share of each one's bcrypt ceiling, since the two hash at different costs (this run's ceiling: {bcrypt_ceiling:.1} logins/s).\n\n| path | concurrency | Go original | this project | ratio | target | |\n|---|---:|---|---|---:|---:|---|",
         anchor::METHOD,
-        if go_ran {
-            format!(
-                "The `POST /` rows were also sent to the Go original's broker, run beside this stack by the user (`GO_ORIGINAL_URL`), in turns with this stack's (Go, then this project, {} times; each side's median run is shown): their ratio is to that figure of this run, on this machine.",
-                anchor::SAME_RUN_ROUNDS
-            )
-        } else {
-            "No Go original's broker was named (`GO_ORIGINAL_URL`, docs/bench/README.md): every ratio is to the anchor's recorded figure.".to_owned()
-        },
     )?;
     for c in &extra.anchors {
         let a = c.anchor;
-        let go = match &c.go {
-            None => a.go_figure.to_owned(),
-            Some(Ok(g)) => format!(
-                "{:.0}/s, p50 {} ms, p99 {} ms in this run{} (anchor {})",
-                g.per_second,
-                ms(g.p50),
-                ms(g.p99),
-                errors_note(g.errors),
-                a.go_figure
-            ),
-            Some(Err(e)) => format!("{} (not measured in this run: {e:#})", a.go_figure),
-        };
+        let go = a.go_figure;
         match &c.ours {
             Ok(m) => {
-                let ratio = a.ratio(m, c.go_now(), bcrypt_ceiling);
+                let ratio = a.ratio(m, bcrypt_ceiling);
                 let ours = match a.measure {
                     anchor::Measure::Rate => format!(
                         "{:.0}/s, p50 {} ms, p99 {} ms",
@@ -444,7 +423,7 @@ fn write_anchors(md: &mut String, extra: &Extra, bcrypt_ceiling: f64) -> anyhow:
                     a.concurrency,
                     errors_note(m.errors),
                     a.target,
-                    verdict(a.met(m, c.go_now(), bcrypt_ceiling))
+                    verdict(a.met(m, bcrypt_ceiling))
                 )?;
             }
             Err(e) => writeln!(

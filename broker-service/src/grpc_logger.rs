@@ -53,15 +53,20 @@ impl GrpcLogger {
     /// not repeated.
     pub async fn log(&self, name: &str, data: &str, id: &str) -> Result<String, ApiError> {
         let started = Instant::now();
-        let mut answer = self.write(name, data, id).await;
+        // One timeout for the call: a send again gets what is left of it.
+        let deadline = started + self.timeout;
+        let mut answer = self.write(name, data, id, self.timeout).await;
         for _ in 1..service_kit::upstream::ATTEMPTS {
+            let Some(left) = service_kit::upstream::remaining(deadline) else {
+                break;
+            };
             match &answer {
                 Err((status, addr)) if failed_on_the_way(status) => {
                     tracing::info!(code = ?status.code(), "gRPC call to logger-service failed; sending once more, to the next replica");
                     if let Some(addr) = addr {
                         self.replicas.forget(*addr);
                     }
-                    answer = self.write(name, data, id).await;
+                    answer = self.write(name, data, id, left).await;
                 }
                 // This replica cannot store it (its MongoDB is out of
                 // reach); another may.
@@ -70,7 +75,7 @@ impl GrpcLogger {
                         reason = status.message(),
                         "a logger-service replica could not store the entry; trying the next"
                     );
-                    answer = self.write(name, data, id).await;
+                    answer = self.write(name, data, id, left).await;
                 }
                 _ => break,
             }
@@ -93,6 +98,7 @@ impl GrpcLogger {
         name: &str,
         data: &str,
         id: &str,
+        timeout: Duration,
     ) -> Result<String, (tonic::Status, Option<SocketAddr>)> {
         let span = service_kit::trace_span!(
             "call",
@@ -111,6 +117,7 @@ impl GrpcLogger {
                 id: id.to_owned(),
             }),
         });
+        request.set_timeout(timeout);
         if let Some(id) = request_id::current().and_then(|id| id.parse().ok()) {
             request.metadata_mut().insert(request_id::HEADER, id);
         }

@@ -40,7 +40,16 @@ pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Sends of one call at most, each to the next replica, when the rules
 /// below allow another (a scale-down may take several replicas at once).
+/// Every send of a call shares the call's one timeout: a send again gets
+/// what is left of it, and none is made once it is spent.
 pub const ATTEMPTS: usize = 3;
+
+/// What is left before `deadline`; `None` once it has passed.
+pub fn remaining(deadline: Instant) -> Option<Duration> {
+    deadline
+        .checked_duration_since(Instant::now())
+        .filter(|left| !left.is_zero())
+}
 
 /// A reqwest client builder with the pool rule every client of the
 /// system's own HTTP servers follows ([`POOL_IDLE_TIMEOUT`]).
@@ -148,22 +157,23 @@ impl ServiceClient {
         body: &T,
         again: impl Fn(&Result<Reply, ApiError>) -> bool,
     ) -> Result<Reply, ApiError> {
-        let post = || async {
+        let deadline = Instant::now() + self.timeout;
+        let post = |left: Duration| async move {
             let (addr, url) = self.url(path).await?;
-            self.send("POST", path, self.http.post(url).json(body))
+            self.send("POST", path, self.http.post(url).json(body).timeout(left))
                 .await
                 .inspect_err(|e| self.failed(addr, e))
         };
-        let mut answer = post().await;
+        let mut answer = post(self.timeout).await;
         for _ in 1..ATTEMPTS {
-            match &answer {
-                answered if again(answered) => {
+            match (&answer, remaining(deadline)) {
+                (answered, Some(left)) if again(answered) => {
                     tracing::info!(
                         service = self.name,
                         path,
                         "sending once more, to the next replica"
                     );
-                    answer = post().await;
+                    answer = post(left).await;
                 }
                 _ => break,
             }
@@ -175,16 +185,19 @@ impl ServiceClient {
     /// of the one after, when it failed on the way.
     pub async fn get(&self, path_and_query: &str) -> Result<Reply, ApiError> {
         let path = path_and_query.split('?').next().unwrap_or_default();
-        let get = || async {
+        let deadline = Instant::now() + self.timeout;
+        let get = |left: Duration| async move {
             let (addr, url) = self.url(path_and_query).await?;
-            self.send("GET", path, self.http.get(url))
+            self.send("GET", path, self.http.get(url).timeout(left))
                 .await
                 .inspect_err(|e| self.failed(addr, e))
         };
-        let mut answer = get().await;
+        let mut answer = get(self.timeout).await;
         for _ in 1..ATTEMPTS {
-            match &answer {
-                Err(ApiError::BadGateway(_) | ApiError::Unavailable(_)) => answer = get().await,
+            match (&answer, remaining(deadline)) {
+                (Err(ApiError::BadGateway(_) | ApiError::Unavailable(_)), Some(left)) => {
+                    answer = get(left).await;
+                }
                 _ => break,
             }
         }
@@ -358,5 +371,54 @@ mod tests {
             2,
             "a connection idle for longer than {POOL_IDLE_TIMEOUT:?} is dropped, not reused"
         );
+    }
+
+    /// A server that answers every request 503 in the envelope after
+    /// `delay`, as a logger whose MongoDB is out of reach does.
+    async fn slow_unavailable_server(delay: Duration) -> Url {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+        tokio::spawn(async move {
+            loop {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                tokio::spawn(async move {
+                    let mut buffer = [0u8; 4096];
+                    let body = r#"{"error":true,"message":"the store is unavailable"}"#;
+                    let answer = format!(
+                        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    while let Ok(n) = stream.read(&mut buffer).await {
+                        tokio::time::sleep(delay).await;
+                        if n == 0 || stream.write_all(answer.as_bytes()).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        base
+    }
+
+    /// A 503 is sent again, but every send shares the call's one timeout:
+    /// three sends of 600 ms each would take 1.8 s; the call ends at its
+    /// 1 s, a timeout.
+    #[tokio::test]
+    async fn sends_again_share_the_call_s_one_timeout() {
+        let base = slow_unavailable_server(Duration::from_millis(600)).await;
+        let timeout = Duration::from_secs(1);
+        let client = ServiceClient::new("slow", base, timeout);
+        let started = Instant::now();
+        let answer = client.post_idempotent("/log", &serde_json::json!({})).await;
+        let took = started.elapsed();
+        assert!(matches!(answer, Err(ApiError::Timeout(_))), "{answer:?}");
+        assert!(took < timeout + Duration::from_millis(400), "took {took:?}");
+    }
+
+    #[test]
+    fn nothing_remains_of_a_deadline_that_has_passed() {
+        assert_eq!(remaining(Instant::now() - Duration::from_millis(1)), None);
+        let left = remaining(Instant::now() + Duration::from_secs(5)).unwrap();
+        assert!(left > Duration::from_secs(4) && left <= Duration::from_secs(5));
     }
 }

@@ -5,7 +5,7 @@
 # a MongoDB-compatible server, a mail catcher and a PostgreSQL cluster on
 # free ports, and a RabbitMQ vhost of its own (RabbitMQ's `stop_app` still
 # stops the node for everyone: nothing else may use RabbitMQ meanwhile).
-# Then `bench faults` runs every scenario, and what was started is stopped.
+# Then `fault-suite` (support/fault-suite) runs every scenario, and what was started is stopped.
 # FAULTS=name,name runs only those scenarios; the table of the run is
 # written to $RUN_DIR/faults.md and printed.
 set -euo pipefail
@@ -128,7 +128,7 @@ export FAULT_START_SMTP="$self start-smtp"
 export FAULTS_OUT=$RUN_DIR/faults.md
 
 say "building the load generator"
-(cd "$ROOT" && cargo build --quiet --profile "$(cargo_profile)" -p bench)
+(cd "$ROOT" && cargo build --quiet --profile "$(cargo_profile)" -p fault-suite)
 say "running the fault suite"
-"$(target_dir)/bench" faults
+"$(target_dir)/fault-suite"
 say "the table is in $FAULTS_OUT"

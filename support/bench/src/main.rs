@@ -1,6 +1,6 @@
 //! `make bench` and `make soak` against the native stack (`make start`).
 //!
-//! `bench [bench|soak|listing|spread|faults|tracing]`; settings from the environment: `BENCH_SECS` (10),
+//! `bench [bench|soak|listing|spread|tracing]`; settings from the environment: `BENCH_SECS` (10),
 //! `WARMUP_SECS` (2), `CONCURRENCY` ("1,16,64"), `OPEN_SECS` (5, each
 //! open-loop run), `SOAK_SECS` (300), `BENCH_PYTHON` (python3, with
 //! pymongo), `RUN_DIR` (.run, for the services' PIDs), `OUT_DIR`
@@ -8,7 +8,6 @@
 
 mod anchor;
 mod external;
-mod faults;
 mod listing;
 mod load;
 mod procs;
@@ -86,9 +85,6 @@ pub struct Row {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mode = std::env::args().nth(1).unwrap_or_else(|| "bench".into());
-    if mode == "faults" {
-        return faults::run().await;
-    }
     let settings = Settings::from_env()?;
     let clients = Clients::connect(Endpoints::default())
         .await

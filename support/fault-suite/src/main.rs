@@ -1,4 +1,4 @@
-//! The fault suite (`bench faults`, run by `make test-faults`): each
+//! The fault suite (`fault-suite`, run by `make test-faults`): each
 //! scenario puts load through the broker, breaks one thing for a while,
 //! mends it, and then counts exactly what happened to every request.
 //!
@@ -236,7 +236,28 @@ struct Env {
     maildev: String,
 }
 
-pub async fn run() -> anyhow::Result<()> {
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    run().await
+}
+
+/// The `Authorization` header of every request: a token the suite signs
+/// itself, valid for a day, with the stack's key (`TOKEN_KEY` or
+/// `TOKEN_KEY_FILE`, which project/faults.sh points at the stack's key).
+fn signed_in() -> anyhow::Result<reqwest::header::HeaderMap> {
+    let env = service_kit::config::Env::from_process()?;
+    let key = service_kit::token::TokenKey::from_env(&env)
+        .context("the suite signs its own access token with the stack's key")?;
+    let token = key.issue(0, "faults@localhost", Duration::from_secs(86_400));
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse()?,
+    );
+    Ok(headers)
+}
+
+async fn run() -> anyhow::Result<()> {
     let amqp_url = std::env::var("AMQP_URL").context("AMQP_URL: the stack's RabbitMQ vhost")?;
     let mongo_url = std::env::var("MONGO_URL")
         .unwrap_or_else(|_| format!("mongodb://127.0.0.1:{}", ports::MONGODB));
@@ -245,7 +266,7 @@ pub async fn run() -> anyhow::Result<()> {
         // Below the broker's idle keep-alive limit, as its own clients.
         http: service_kit::upstream::client_builder()
             .timeout(Duration::from_secs(30))
-            .default_headers(crate::scenarios::signed_in()?)
+            .default_headers(signed_in()?)
             .build()?,
         broker: ports::local_http(ports::BROKER),
         amqp_url,
@@ -785,4 +806,144 @@ async fn slow_clients(hold: Duration) -> anyhow::Result<usize> {
         }
     }
     Ok(closed)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{Counts, ERROR_DEADLINE, Fault, POISON, SCENARIOS, Scenario};
+
+    fn scenario(name: &str) -> &'static Scenario {
+        SCENARIOS.iter().find(|s| s.name == name).unwrap()
+    }
+
+    /// A scenario that kept every rule: every path recovered, nothing
+    /// dead-lettered, nothing lost.
+    fn clean() -> Counts {
+        Counts {
+            sent: 100,
+            acked: 90,
+            stored: 90,
+            errors: 10,
+            slowest_error: Duration::from_millis(300),
+            recovered: true,
+            ..Counts::default()
+        }
+    }
+
+    #[test]
+    fn counts_that_keep_every_rule_break_none() {
+        assert_eq!(
+            clean().violations(scenario("mongo-frozen")),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn an_acknowledged_request_not_stored_breaks_the_rule() {
+        let counts = Counts { lost: 1, ..clean() };
+        assert_eq!(
+            counts.violations(scenario("logger-killed")),
+            ["1 acknowledged requests not stored"]
+        );
+    }
+
+    #[test]
+    fn an_entry_stored_twice_breaks_the_rule() {
+        let counts = Counts {
+            duplicated: 2,
+            ..clean()
+        };
+        assert_eq!(
+            counts.violations(scenario("logger-killed")),
+            ["2 entries stored twice"]
+        );
+    }
+
+    #[test]
+    fn an_error_outside_the_envelope_breaks_the_rule() {
+        let counts = Counts {
+            unclear_errors: 3,
+            ..clean()
+        };
+        assert_eq!(
+            counts.violations(scenario("smtp-gone")),
+            ["3 errors outside the envelope"]
+        );
+    }
+
+    #[test]
+    fn an_error_later_than_the_deadline_breaks_the_rule_and_one_at_it_does_not() {
+        let at_deadline = Counts {
+            slowest_error: ERROR_DEADLINE,
+            ..clean()
+        };
+        assert!(at_deadline.violations(scenario("mongo-frozen")).is_empty());
+        let late = Counts {
+            slowest_error: ERROR_DEADLINE + Duration::from_millis(100),
+            ..clean()
+        };
+        assert_eq!(
+            late.violations(scenario("mongo-frozen")),
+            ["an error took 5.1 s"]
+        );
+    }
+
+    #[test]
+    fn only_the_poison_scenario_expects_its_messages_dead_lettered() {
+        let poison = scenario("poison");
+        assert!(matches!(poison.fault, Fault::Poison));
+        let all_poison = Counts {
+            dead_lettered: POISON as u64,
+            ..clean()
+        };
+        assert!(all_poison.violations(poison).is_empty());
+        assert_eq!(
+            clean().violations(poison),
+            [format!("0 dead-lettered, expected {POISON}")]
+        );
+        assert_eq!(
+            all_poison.violations(scenario("rabbitmq-stopped")),
+            [format!("{POISON} dead-lettered, expected 0")]
+        );
+    }
+
+    #[test]
+    fn a_path_that_does_not_work_again_breaks_the_rule() {
+        let counts = Counts {
+            recovered: false,
+            ..clean()
+        };
+        assert_eq!(
+            counts.violations(scenario("postgres-restarted")),
+            ["not every path works again after the fault"]
+        );
+    }
+
+    #[test]
+    fn a_scenario_s_own_broken_rules_are_reported_first() {
+        let counts = Counts {
+            broken: vec!["the queue did not drain".into()],
+            lost: 1,
+            ..clean()
+        };
+        assert_eq!(
+            counts.violations(scenario("poison")),
+            [
+                "the queue did not drain".to_owned(),
+                "1 acknowledged requests not stored".to_owned(),
+                format!("0 dead-lettered, expected {POISON}"),
+            ]
+        );
+    }
+
+    /// Every scenario has its own name (the `FAULTS` filter picks by it).
+    #[test]
+    fn scenario_names_are_unique() {
+        let mut names: Vec<_> = SCENARIOS.iter().map(|s| s.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), SCENARIOS.len());
+    }
 }

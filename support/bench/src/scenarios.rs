@@ -43,22 +43,12 @@ impl Default for Endpoints {
     }
 }
 
-/// The `Authorization` header of every request the bench sends: a token
-/// it signs itself, valid for a day, with the stack's key (`TOKEN_KEY` or
-/// `TOKEN_KEY_FILE`, which project/bench.sh points at the native stack's
-/// key), so no run outlives its token.
+/// The `Authorization` header of every request the bench sends
+/// (`TokenKey::tool_headers`, with the key project/bench.sh points at).
 pub fn signed_in() -> anyhow::Result<reqwest::header::HeaderMap> {
-    use anyhow::Context;
-    let env = service_kit::config::Env::from_process()?;
-    let key = service_kit::token::TokenKey::from_env(&env)
-        .context("the bench signs its own access token with the stack's key")?;
-    let token = key.issue(0, "bench@localhost", Duration::from_secs(86_400));
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert(
-        reqwest::header::AUTHORIZATION,
-        format!("Bearer {token}").parse()?,
-    );
-    Ok(headers)
+    Ok(service_kit::token::TokenKey::tool_headers(
+        "bench@localhost",
+    )?)
 }
 
 /// Every client, created once and shared by all workers, as the services

@@ -241,22 +241,6 @@ async fn main() -> anyhow::Result<()> {
     run().await
 }
 
-/// The `Authorization` header of every request: a token the suite signs
-/// itself, valid for a day, with the stack's key (`TOKEN_KEY` or
-/// `TOKEN_KEY_FILE`, which project/faults.sh points at the stack's key).
-fn signed_in() -> anyhow::Result<reqwest::header::HeaderMap> {
-    let env = service_kit::config::Env::from_process()?;
-    let key = service_kit::token::TokenKey::from_env(&env)
-        .context("the suite signs its own access token with the stack's key")?;
-    let token = key.issue(0, "faults@localhost", Duration::from_secs(86_400));
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert(
-        reqwest::header::AUTHORIZATION,
-        format!("Bearer {token}").parse()?,
-    );
-    Ok(headers)
-}
-
 async fn run() -> anyhow::Result<()> {
     let amqp_url = std::env::var("AMQP_URL").context("AMQP_URL: the stack's RabbitMQ vhost")?;
     let mongo_url = std::env::var("MONGO_URL")
@@ -266,7 +250,9 @@ async fn run() -> anyhow::Result<()> {
         // Below the broker's idle keep-alive limit, as its own clients.
         http: service_kit::upstream::client_builder()
             .timeout(Duration::from_secs(30))
-            .default_headers(signed_in()?)
+            .default_headers(service_kit::token::TokenKey::tool_headers(
+                "faults@localhost",
+            )?)
             .build()?,
         broker: ports::local_http(ports::BROKER),
         amqp_url,

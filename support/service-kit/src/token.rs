@@ -109,6 +109,23 @@ impl TokenKey {
         })
     }
 
+    /// The `Authorization` header of a load tool of this project (the
+    /// bench, the fault suite): a token for `email`, valid for a day, signed
+    /// with the key this process's `TOKEN_KEY` or `TOKEN_KEY_FILE` names, so
+    /// no run outlives its token.
+    pub fn tool_headers(email: &str) -> Result<HeaderMap, ConfigError> {
+        let key = Self::from_env(&Env::from_process()?)?;
+        let token = key.issue(0, email, Duration::from_secs(86_400));
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            AUTHORIZATION,
+            format!("Bearer {token}")
+                .parse()
+                .expect("a token is a valid header value"),
+        );
+        Ok(headers)
+    }
+
     /// A token for user `uid` with e-mail `email`, valid for `ttl`.
     pub fn issue(&self, uid: i64, email: &str, ttl: Duration) -> String {
         let iat = now();

@@ -18,12 +18,9 @@ mod store;
 use std::sync::Arc;
 use std::time::Duration;
 
-use service_kit::health::{self, Readiness};
-use service_kit::http::HttpServer;
-use service_kit::metrics::Metrics;
-use service_kit::shutdown::CancellationToken;
 use service_kit::token::TokenKey;
 use service_kit::upstream::ServiceClient;
+use service_kit::{Bound, Service};
 
 pub use config::Config;
 
@@ -43,57 +40,32 @@ struct AppState {
     token_ttl: Duration,
 }
 
-/// The service, bound to its port, ready to run.
-pub struct Application {
-    http: HttpServer,
-    users: UserStore,
-}
-
-impl Application {
-    /// Sets up the (lazy) PostgreSQL pool and binds the HTTP listener;
-    /// nothing here needs PostgreSQL to be up.
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let metrics = Metrics::new();
-        let users =
-            UserStore::connect(&config.database_url, config.seed_admin)?.with_metrics(&metrics);
-        let passwords = Arc::new(Passwords::new(config.bcrypt).await?);
-        let logger = ServiceClient::new(
-            "logger-service",
-            config.logger_url.clone(),
-            Duration::from_secs(2),
-        )
-        .with_metrics(&metrics);
-        let state = AppState {
-            users: users.clone(),
-            passwords,
-            activity: ActivityLog::new(logger),
-            lockout: Arc::new(Lockout::new(config.lockout)),
-            token_key: config.token_key.clone(),
-            token_ttl: config.token_ttl,
-        };
-        let readiness = Readiness::new().with(users.clone());
-        let routes = routes::router(state).merge(health::routes(readiness));
-        let http = HttpServer::bind("authentication-service", &config.server, routes)
-            .await?
-            .with_metrics(metrics);
-        Ok(Self { http, users })
-    }
-
-    pub fn port(&self) -> u16 {
-        self.http.port()
-    }
-
-    /// Serves, and applies the migrations in the background as soon as
-    /// PostgreSQL answers (until then `/authenticate` is a 503 and `/readyz`
-    /// red).
-    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        // Stopped with the server, whether it ends by shutdown or by failing:
-        // a failed server must not leave the process waiting on migrations.
-        let stop = shutdown.child_token();
-        let migrating = tokio::spawn(self.users.keep_migrating(stop.clone()));
-        let served = self.http.run(shutdown).await;
-        stop.cancel();
-        migrating.await?;
-        served
-    }
+/// The service, its port bound: sets up the (lazy) PostgreSQL pool, and
+/// applies the migrations in the background as soon as PostgreSQL answers
+/// (until then `/authenticate` is a 503 and `/readyz` red).
+pub async fn service(config: Config) -> anyhow::Result<Bound> {
+    let service = Service::new("authentication-service", &config.server);
+    let metrics = service.metrics();
+    let users = UserStore::connect(&config.database_url, config.seed_admin)?.with_metrics(metrics);
+    let logger = ServiceClient::new(
+        "logger-service",
+        config.logger_url.clone(),
+        Duration::from_secs(2),
+    )
+    .with_metrics(metrics);
+    let state = AppState {
+        users: users.clone(),
+        passwords: Arc::new(Passwords::new(config.bcrypt).await?),
+        activity: ActivityLog::new(logger),
+        lockout: Arc::new(Lockout::new(config.lockout)),
+        token_key: config.token_key.clone(),
+        token_ttl: config.token_ttl,
+    };
+    let migrations = users.clone();
+    service
+        .routes(routes::router(state))
+        .ready(users)
+        .task("migrations", |stop| migrations.keep_migrating(stop))
+        .bind()
+        .await
 }

@@ -12,13 +12,12 @@ mod routes;
 mod rpc_logger;
 
 use axum::extract::FromRef;
-use service_kit::health::{self, HttpCheck, Readiness, TcpCheck};
-use service_kit::http::HttpServer;
+use service_kit::health::{HttpCheck, TcpCheck};
 use service_kit::limit::PerClient;
-use service_kit::metrics::{Dependency, Metrics, Reading};
-use service_kit::shutdown::CancellationToken;
+use service_kit::metrics::{Dependency, Reading};
 use service_kit::token::TokenKey;
 use service_kit::upstream::ServiceClient;
+use service_kit::{Bound, Service};
 use std::sync::Arc;
 
 pub use config::{Config, Security};
@@ -63,99 +62,82 @@ impl FromRef<AppState> for TokenKey {
     }
 }
 
-/// The broker, bound to its port and ready to run.
-pub struct Application {
-    http: HttpServer,
-}
-
-impl Application {
-    /// Binds the HTTP listener (port 0 picks a free port) and assembles the
-    /// routes.
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
-        // Each dependency serves only some of the broker's paths: with one
-        // down, the broker still routes the others (and answers that path
-        // 503), so it stays ready and says it is degraded.
-        let readiness = Readiness::new()
-            .with_optional(HttpCheck::readyz(
-                "authentication-service",
-                &config.auth_url,
-            ))
-            .with_optional(HttpCheck::readyz("logger-service", &config.logger_url))
-            .with_optional(HttpCheck::readyz("mail-service", &config.mail_url))
-            .with_optional(TcpCheck::for_url(
-                "rabbitmq",
-                &config.amqp_url,
-                proto::ports::RABBITMQ,
-            ));
-        let timeout = config.upstream_timeout;
-        let metrics = Metrics::new();
-        let publisher = Arc::new(log_queue::Publisher::new(
-            config.amqp_url.to_string(),
-            timeout,
-        ));
-        let rpc_logger = Arc::new(RpcLogger::new(
-            config.logger_rpc_addr.clone(),
-            timeout,
-            metrics.dependency("logger-service", "tarpc"),
-        ));
-        let opened = |dependency, transport, count: Box<dyn Fn() -> u64 + Send + Sync>| {
-            metrics.register_reading(
-                "dependency_connections_opened",
-                "Connections made to a dependency: the first, then one after each loss.",
-                Reading::Counter,
-                &[("dependency", dependency), ("transport", transport)],
-                move || i64::try_from(count()).unwrap_or(i64::MAX),
-            );
-        };
-        let rpc = rpc_logger.clone();
-        opened(
-            "logger-service",
-            "tarpc",
-            Box::new(move || rpc.connections()),
+/// The broker, its port bound (port 0 picks a free port), its clients to
+/// every other service made (without dialing).
+pub async fn service(config: Config) -> anyhow::Result<Bound> {
+    let service = Service::new("broker-service", &config.server);
+    let metrics = service.metrics();
+    let timeout = config.upstream_timeout;
+    let publisher = Arc::new(log_queue::Publisher::new(
+        config.amqp_url.to_string(),
+        timeout,
+    ));
+    let rpc_logger = Arc::new(RpcLogger::new(
+        config.logger_rpc_addr.clone(),
+        timeout,
+        metrics.dependency("logger-service", "tarpc"),
+    ));
+    let opened = |dependency, transport, count: Box<dyn Fn() -> u64 + Send + Sync>| {
+        metrics.register_reading(
+            "dependency_connections_opened",
+            "Connections made to a dependency: the first, then one after each loss.",
+            Reading::Counter,
+            &[("dependency", dependency), ("transport", transport)],
+            move || i64::try_from(count()).unwrap_or(i64::MAX),
         );
-        let amqp = publisher.clone();
-        opened("rabbitmq", "amqp", Box::new(move || amqp.connections()));
-        let state = AppState(Arc::new(Shared {
-            auth: ServiceClient::new("authentication-service", config.auth_url.clone(), timeout)
-                .with_metrics(&metrics),
-            logger: ServiceClient::new("logger-service", config.logger_url.clone(), timeout)
-                .with_metrics(&metrics),
-            // mail-service itself may take SEND_TIMEOUT_SECS (10) on SMTP.
-            mail: ServiceClient::new("mail-service", config.mail_url.clone(), timeout * 3)
-                .with_metrics(&metrics),
-            publisher,
-            amqp_calls: metrics.dependency("rabbitmq", "amqp"),
-            rpc_logger,
-            grpc_logger: GrpcLogger::new(
-                &config.logger_grpc_url,
-                timeout,
-                metrics.dependency("logger-service", "grpc"),
-            ),
-            token_key: config.security.token_key.clone(),
-            trust_forwarded_for: config.security.trust_forwarded_for,
-            login_limit: Arc::new(PerClient::per_minute(
-                "logins",
-                config.security.logins_per_minute,
-            )),
-            mail_limit: Arc::new(PerClient::per_minute(
-                "mails",
-                config.security.mails_per_minute,
-            )),
-        }));
-        let routes = routes::router(state).merge(health::routes(readiness));
-        let http = HttpServer::bind("broker-service", &config.server, routes)
-            .await?
-            .with_origins(config.security.origins.clone())
-            .with_metrics(metrics);
-        Ok(Self { http })
-    }
-
-    pub fn port(&self) -> u16 {
-        self.http.port()
-    }
-
-    /// Serves until `shutdown` is cancelled, then drains in-flight requests.
-    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        self.http.run(shutdown).await
-    }
+    };
+    let rpc = rpc_logger.clone();
+    opened(
+        "logger-service",
+        "tarpc",
+        Box::new(move || rpc.connections()),
+    );
+    let amqp = publisher.clone();
+    opened("rabbitmq", "amqp", Box::new(move || amqp.connections()));
+    let state = AppState(Arc::new(Shared {
+        auth: ServiceClient::new("authentication-service", config.auth_url.clone(), timeout)
+            .with_metrics(metrics),
+        logger: ServiceClient::new("logger-service", config.logger_url.clone(), timeout)
+            .with_metrics(metrics),
+        // mail-service itself may take SEND_TIMEOUT_SECS (10) on SMTP.
+        mail: ServiceClient::new("mail-service", config.mail_url.clone(), timeout * 3)
+            .with_metrics(metrics),
+        publisher,
+        amqp_calls: metrics.dependency("rabbitmq", "amqp"),
+        rpc_logger,
+        grpc_logger: GrpcLogger::new(
+            &config.logger_grpc_url,
+            timeout,
+            metrics.dependency("logger-service", "grpc"),
+        ),
+        token_key: config.security.token_key.clone(),
+        trust_forwarded_for: config.security.trust_forwarded_for,
+        login_limit: Arc::new(PerClient::per_minute(
+            "logins",
+            config.security.logins_per_minute,
+        )),
+        mail_limit: Arc::new(PerClient::per_minute(
+            "mails",
+            config.security.mails_per_minute,
+        )),
+    }));
+    // Each dependency serves only some of the broker's paths: with one
+    // down, the broker still routes the others (and answers that path
+    // 503), so it stays ready and says it is degraded.
+    service
+        .origins(config.security.origins.clone())
+        .routes(routes::router(state))
+        .degraded_without(HttpCheck::readyz(
+            "authentication-service",
+            &config.auth_url,
+        ))
+        .degraded_without(HttpCheck::readyz("logger-service", &config.logger_url))
+        .degraded_without(HttpCheck::readyz("mail-service", &config.mail_url))
+        .degraded_without(TcpCheck::for_url(
+            "rabbitmq",
+            &config.amqp_url,
+            proto::ports::RABBITMQ,
+        ))
+        .bind()
+        .await
 }

@@ -13,9 +13,8 @@ use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use proto::ports;
 use service_kit::config::{ConfigError, Env, ServerConfig, Url};
-use service_kit::health::{self, Readiness};
-use service_kit::http::HttpServer;
 use service_kit::origins::Origins;
+use service_kit::{Bound, Service};
 
 /// The page (`assets/index.html`), with the two URLs it is configured with;
 /// askama escapes them for HTML.
@@ -136,12 +135,13 @@ fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
     )
 }
 
-/// Binds the HTTP server and assembles the routes. The front-end has no
-/// server-side dependencies, so it is ready as soon as it runs.
-pub async fn build(config: Config) -> anyhow::Result<HttpServer> {
+/// The front-end, its port bound. It has no server-side dependencies, so
+/// it is ready as soon as it runs.
+pub async fn service(config: Config) -> anyhow::Result<Bound> {
     let page = Page::new(&config)?;
-    let routes = routes(page).merge(health::routes(Readiness::new()));
-    Ok(HttpServer::bind("front-end", &config.server, routes)
-        .await?
-        .with_origins(config.origins))
+    Service::new("front-end", &config.server)
+        .origins(config.origins)
+        .routes(routes(page))
+        .bind()
+        .await
 }

@@ -3,9 +3,5 @@ use std::process::ExitCode;
 use front_end::Config;
 
 fn main() -> ExitCode {
-    service_kit::main(
-        "front-end",
-        Config::from_env,
-        |config, shutdown| async move { front_end::build(config).await?.run(shutdown).await },
-    )
+    service_kit::main("front-end", Config::from_env, front_end::service)
 }

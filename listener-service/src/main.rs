@@ -1,11 +1,11 @@
 use std::process::ExitCode;
 
-use listener_service::{Application, Config};
+use listener_service::Config;
 
 fn main() -> ExitCode {
     service_kit::main(
         "listener-service",
         Config::from_env,
-        |config, shutdown| async move { Application::build(config).await?.run(shutdown).await },
+        listener_service::service,
     )
 }

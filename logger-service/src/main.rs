@@ -1,11 +1,7 @@
 use std::process::ExitCode;
 
-use logger_service::{Application, Config};
+use logger_service::Config;
 
 fn main() -> ExitCode {
-    service_kit::main(
-        "logger-service",
-        Config::from_env,
-        |config, shutdown| async move { Application::build(config).await?.run(shutdown).await },
-    )
+    service_kit::main("logger-service", Config::from_env, logger_service::service)
 }

@@ -15,10 +15,8 @@ mod routes;
 
 use anyhow::Context as _;
 use lettre::message::Mailbox;
-use service_kit::health::{self, Readiness, TcpCheck};
-use service_kit::http::HttpServer;
-use service_kit::metrics::Metrics;
-use service_kit::shutdown::CancellationToken;
+use service_kit::health::TcpCheck;
+use service_kit::{Bound, Service};
 
 pub use config::{Config, Encryption};
 pub use mailer::{Mailer, SendError};
@@ -33,45 +31,25 @@ struct AppState {
     domain: String,
 }
 
-/// The service, bound to its port, ready to run.
-pub struct Application {
-    http: HttpServer,
-    mailer: Mailer,
-}
-
-impl Application {
-    /// Builds the SMTP transport (without dialing) and binds the HTTP
-    /// listener; port 0 picks a free port.
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let from_address = config
-            .from_address
-            .parse()
-            .with_context(|| format!("FROM_ADDRESS {:?} is not an address", config.from_address))?;
-        let default_from = Mailbox::new(Some(config.from_name.clone()), from_address);
-        let metrics = Metrics::new();
-        let mailer = Mailer::new(&config, &metrics)?;
-        let state = AppState {
-            mailer: mailer.clone(),
-            default_from,
-            domain: config.domain.clone(),
-        };
-        let readiness = Readiness::new().with(TcpCheck::new("smtp", &config.host, config.port));
-        let routes = routes::router(state).merge(health::routes(readiness));
-        let http = HttpServer::bind("mail-service", &config.server, routes)
-            .await?
-            .with_metrics(metrics);
-        Ok(Self { http, mailer })
-    }
-
-    pub fn port(&self) -> u16 {
-        self.http.port()
-    }
-
-    /// Serves until `shutdown` is cancelled and in-flight sends are done,
-    /// then closes the pooled SMTP connections.
-    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let result = self.http.run(shutdown).await;
-        self.mailer.close().await;
-        result
-    }
+/// The service, its port bound: builds the SMTP transport (without
+/// dialing); port 0 picks a free port. Once it stops and in-flight sends
+/// are done, the pooled SMTP connections are closed.
+pub async fn service(config: Config) -> anyhow::Result<Bound> {
+    let from_address = config
+        .from_address
+        .parse()
+        .with_context(|| format!("FROM_ADDRESS {:?} is not an address", config.from_address))?;
+    let service = Service::new("mail-service", &config.server);
+    let mailer = Mailer::new(&config, service.metrics())?;
+    let state = AppState {
+        mailer: mailer.clone(),
+        default_from: Mailbox::new(Some(config.from_name.clone()), from_address),
+        domain: config.domain.clone(),
+    };
+    service
+        .routes(routes::router(state))
+        .ready(TcpCheck::new("smtp", &config.host, config.port))
+        .on_stop(async move { mailer.close().await })
+        .bind()
+        .await
 }

@@ -1,6 +1,6 @@
 use std::process::ExitCode;
 
-use mail_service::{Application, Config};
+use mail_service::Config;
 
 /// As the broker's (docs/bench/README.md): glibc's malloc and free were a
 /// tenth of mail-service's samples per mail.
@@ -8,9 +8,5 @@ use mail_service::{Application, Config};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    service_kit::main(
-        "mail-service",
-        Config::from_env,
-        |config, shutdown| async move { Application::build(config).await?.run(shutdown).await },
-    )
+    service_kit::main("mail-service", Config::from_env, mail_service::service)
 }

@@ -17,7 +17,8 @@
 //! - [`token`]: the access tokens authentication-service signs and the
 //!   broker and the logger verify.
 //! - [`upstream`]: a pooled JSON client for calling the other services.
-//! - [`main`]: the common start-up sequence of a service binary.
+//! - [`service`]: [`Service`], the builder every service is assembled
+//!   with, its supervisor, and [`main`], the start of every service binary.
 
 pub mod config;
 pub mod health;
@@ -26,10 +27,10 @@ pub mod limit;
 pub mod metrics;
 pub mod origins;
 pub mod request_id;
+pub mod service;
 pub mod shutdown;
 pub mod telemetry;
 pub mod token;
 pub mod upstream;
 
-mod start;
-pub use start::main;
+pub use service::{Bound, Service, main};

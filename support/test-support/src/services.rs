@@ -160,7 +160,7 @@ pub mod config {
 /// The broker.
 pub async fn spawn_broker(config: broker_service::Config) -> TestApp {
     init_tracing();
-    let app = broker_service::Application::build(config)
+    let app = broker_service::service(config)
         .await
         .expect("the broker builds");
     TestApp::spawn(app.port(), |shutdown| app.run(shutdown))
@@ -169,7 +169,7 @@ pub async fn spawn_broker(config: broker_service::Config) -> TestApp {
 /// mail-service.
 pub async fn spawn_mail(config: mail_service::Config) -> TestApp {
     init_tracing();
-    let app = mail_service::Application::build(config)
+    let app = mail_service::service(config)
         .await
         .expect("mail-service builds");
     TestApp::spawn(app.port(), |shutdown| app.run(shutdown))
@@ -178,7 +178,7 @@ pub async fn spawn_mail(config: mail_service::Config) -> TestApp {
 /// The front-end.
 pub async fn spawn_front_end(config: front_end::Config) -> TestApp {
     init_tracing();
-    let app = front_end::build(config)
+    let app = front_end::service(config)
         .await
         .expect("the front-end builds");
     TestApp::spawn(app.port(), |shutdown| app.run(shutdown))
@@ -209,17 +209,17 @@ pub async fn spawn_logger_with(
     config: logger_service::Config,
 ) -> TestLogger {
     init_tracing();
-    let app = logger_service::Application::build(config.clone())
+    let app = logger_service::service(config.clone())
         .await
         .expect("the logger builds");
     let mut config = config;
-    config.server.http_addr.set_port(app.http_port());
-    config.rpc_addr.set_port(app.rpc_port());
-    config.grpc_addr.set_port(app.grpc_port());
+    config.server.http_addr.set_port(app.port());
+    config.rpc_addr = app.addr("rpc").expect("the logger serves tarpc");
+    config.grpc_addr = app.addr("grpc").expect("the logger serves gRPC");
     TestLogger {
         rpc_addr: config.rpc_addr.to_string(),
         grpc_url: Url::parse(&format!("http://{}", config.grpc_addr)).expect("a local URL"),
-        app: TestApp::spawn(app.http_port(), |shutdown| app.run(shutdown)),
+        app: TestApp::spawn(app.port(), |shutdown| app.run(shutdown)),
         mongo,
         config,
     }
@@ -233,10 +233,10 @@ impl TestLogger {
             self.app.is_finished(),
             "stop the logger before restarting it"
         );
-        let app = logger_service::Application::build(self.config.clone())
+        let app = logger_service::service(self.config.clone())
             .await
             .expect("the logger builds again on its ports");
-        self.app = TestApp::spawn(app.http_port(), |shutdown| app.run(shutdown));
+        self.app = TestApp::spawn(app.port(), |shutdown| app.run(shutdown));
     }
 }
 
@@ -283,7 +283,7 @@ pub async fn spawn_auth_with(config: authentication_service::Config) -> TestAuth
 pub async fn spawn_auth_starting(config: authentication_service::Config) -> TestAuth {
     init_tracing();
     let database_url = config.database_url.to_string();
-    let app = authentication_service::Application::build(config)
+    let app = authentication_service::service(config)
         .await
         .expect("authentication-service builds");
     TestAuth {
@@ -308,10 +308,9 @@ pub struct TestListener {
 /// listener-service with `config` (see [`config::listener`]).
 pub async fn spawn_listener(config: listener_service::Config) -> TestListener {
     init_tracing();
-    let app = listener_service::Application::build(config)
+    let (app, metrics) = listener_service::service_counted(config)
         .await
         .expect("the listener builds");
-    let metrics = app.metrics();
     TestListener {
         app: TestApp::spawn(app.port(), |shutdown| app.run(shutdown)),
         metrics,

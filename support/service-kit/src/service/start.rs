@@ -4,26 +4,27 @@ use std::future::Future;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use super::Bound;
 use crate::config::{ConfigError, Env};
-use crate::shutdown::{self, CancellationToken};
+use crate::shutdown;
 use crate::telemetry::{self, LogFormat};
 
 /// How long the spans still queued at exit may take to be sent.
 const TRACE_FLUSH_LIMIT: Duration = Duration::from_secs(2);
 
-/// Reads the environment, sets up logs and traces ([`telemetry`]), loads
-/// the service's configuration with `load` and runs `run` until it
-/// returns; `run` is handed a token that is cancelled on SIGINT/SIGTERM.
+/// A service binary's `main`: reads the environment, sets up logs and
+/// traces ([`telemetry`]), loads the configuration with `load`, assembles
+/// the service with `build` and runs it until SIGINT/SIGTERM.
 ///
 /// Exit codes: 0 after a clean shutdown, 2 for invalid configuration, 1 when
-/// the service failed.
+/// the service failed ([`super::supervisor::supervise`]).
 pub fn main<C, Fut>(
     service: &'static str,
     load: impl FnOnce(&Env) -> Result<C, ConfigError>,
-    run: impl FnOnce(C, CancellationToken) -> Fut,
+    build: impl FnOnce(C) -> Fut,
 ) -> ExitCode
 where
-    Fut: Future<Output = anyhow::Result<()>>,
+    Fut: Future<Output = anyhow::Result<Bound>>,
 {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -62,7 +63,7 @@ where
             traces = telemetry::exporting(),
             "starting"
         );
-        run(config, shutdown::on_signal()).await
+        build(config).await?.run(shutdown::on_signal()).await
     });
     let code = match result {
         Ok(()) => {

@@ -8,6 +8,7 @@
 
 pub mod config;
 mod grpc_logger;
+mod request;
 mod routes;
 mod rpc_logger;
 

@@ -20,6 +20,7 @@ use service_kit::{request_id, telemetry};
 use tracing::Instrument;
 
 use crate::AppState;
+use crate::request::{Action, BrokerRequest, Refused};
 
 type Answer = Result<(StatusCode, Json<Envelope<Value>>), ApiError>;
 
@@ -36,8 +37,9 @@ async fn hit() -> Json<Envelope<()>> {
     Json(Envelope::ok("Hit the broker"))
 }
 
-/// Dispatches one action. A known action without its payload is a 400 that
-/// names the missing field.
+/// Dispatches one action, typed ([`BrokerRequest`]): an unknown action, or
+/// a known one without its payload, is a 400 ([`Refused`]), except that a
+/// `mail` without a valid token is a 401 first, whatever its payload.
 async fn handle(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -45,43 +47,38 @@ async fn handle(
     AnyJsonBody(payload): AnyJsonBody<RequestPayload>,
 ) -> Answer {
     let client = || client_ip(peer, &headers, state.trust_forwarded_for);
-    match payload.action.as_str() {
-        "auth" => {
-            let credentials = require(payload.auth, "auth")?;
+    let request = BrokerRequest::try_from(payload);
+    // Who may send: a signed-in user, checked before the payload.
+    let action = match &request {
+        Ok(request) => Some(request.action()),
+        Err(refused) => refused.action(),
+    };
+    if action.is_some_and(Action::needs_token) {
+        state.token_key.require(&headers)?;
+    }
+    match request? {
+        BrokerRequest::Auth(credentials) => {
             state.login_limit.check(client())?;
             authenticate(&state, credentials).await
         }
-        "log" => {
-            log(
-                &state,
-                payload.transport.unwrap_or_default(),
-                require(payload.log, "log")?,
-            )
-            .await
-        }
-        "mail" => {
-            // Who may send: a signed-in user, within the client's limit.
-            state.token_key.require(&headers)?;
-            let mail = require(payload.mail, "mail")?;
+        BrokerRequest::Log { transport, entry } => log(&state, transport, entry).await,
+        BrokerRequest::Mail(mail) => {
+            // The token was checked above; then the client's limit.
             state.mail_limit.check(client())?;
             send_mail(&state, mail).await
         }
-        _ => Err(ApiError::BadRequest("unknown action".into())),
     }
 }
 
 /// The gRPC path under its own route, for clients of the original course:
-/// the same body as a `log` action.
+/// the same body as a `log` action, whose `action` (which must be there)
+/// and `transport` are not read.
 async fn log_grpc(
     State(state): State<AppState>,
     AnyJsonBody(payload): AnyJsonBody<RequestPayload>,
 ) -> Answer {
-    log(&state, Transport::Grpc, require(payload.log, "log")?).await
-}
-
-fn require<T>(payload: Option<T>, field: &str) -> Result<T, ApiError> {
-    payload
-        .ok_or_else(|| ApiError::BadRequest(format!("missing field `{field}` for action {field}")))
+    let entry = payload.log.ok_or(Refused::MissingPayload(Action::Log))?;
+    log(&state, Transport::Grpc, entry).await
 }
 
 fn accepted(message: String, data: Option<Value>) -> Answer {

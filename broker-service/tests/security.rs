@@ -99,6 +99,44 @@ async fn mail_and_the_log_need_a_valid_token() {
 }
 
 #[tokio::test]
+async fn a_mails_token_is_checked_before_its_payload() {
+    let broker = broker().await;
+    // No token and no payload: the 401, not the missing field's 400.
+    let (status, _, body) = answer(
+        anonymous()
+            .post(broker.url("/handle"))
+            .json(&json!({"action": "mail"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("this needs an access token"),
+        "{body}"
+    );
+    // With a token, the missing payload is named.
+    let (status, body) = broker.post_json("/handle", json!({"action": "mail"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["message"], "missing field `mail` for action mail");
+    // The other actions need no token, with or without their payload.
+    for action in ["auth", "log"] {
+        let (status, _, body) = answer(
+            anonymous()
+                .post(broker.url("/handle"))
+                .json(&json!({"action": action})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(
+            body["message"],
+            format!("missing field `{action}` for action {action}")
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_browser_on_another_site_is_refused_before_anything_runs() {
     let broker = broker().await;
     // A form or fetch from another site, posting text/plain: no preflight,

@@ -14,6 +14,7 @@ mod procs;
 mod report;
 mod scenarios;
 mod spread;
+mod tools;
 mod tracing_cost;
 
 use std::collections::BTreeMap;

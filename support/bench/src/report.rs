@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::process::Command;
 
 use authentication_service::passwords::BCRYPT_COST;
 use plotters::prelude::*;
@@ -13,6 +12,7 @@ use crate::external::{MONGO_INSERT, Measured, SMTP_CATCHER};
 use crate::load::LoadResult;
 use crate::procs::{Sample, Usage};
 use crate::scenarios::Path;
+use crate::tools::{self, Tool};
 use crate::{AUTH_BURST, Row, Settings};
 
 pub struct Extra {
@@ -35,15 +35,6 @@ pub struct Open {
     pub load: f64,
     pub rate: f64,
     pub result: LoadResult,
-}
-
-fn shell(command: &str, args: &[&str]) -> String {
-    Command::new(command)
-        .args(args)
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default()
 }
 
 pub fn machine(runs: &str) -> String {
@@ -70,13 +61,15 @@ pub fn machine(runs: &str) -> String {
         })
         .unwrap_or(0.0);
     format!(
-        "- Date: {}\n- Machine: {} cores ({cpu}), {memory:.0} GiB memory\n- {}; commit {}\n- Services built with `--release`, logging at `warn`; MongoDB-compatible server: secantusdb 0.7.0b3 `--standalone`; mail catcher: maildev 2.2.1\n- {runs}, closed loop (each worker sends its next request when the last one answered)\n",
-        shell("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+        "- Date: {}\n- Machine: {} cores ({cpu}), {memory:.0} GiB memory\n- {}; commit {}\n- Services built with `--release`, logging at `warn`; MongoDB-compatible server: {} `--standalone`; mail catcher: {}\n- {runs}, closed loop (each worker sends its next request when the last one answered)\n",
+        tools::output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(0),
-        shell("rustc", &["--version"]),
-        shell("git", &["rev-parse", "--short", "HEAD"]),
+        Tool::Rustc.named(),
+        tools::commit(None),
+        Tool::MongoServer.named(),
+        Tool::MailCatcher.named(),
     )
 }
 
@@ -289,7 +282,10 @@ fn targets(
         targets.push(Target::new(
             "the logger's store path",
             Bound::at_least(1.0, Unit::Share),
-            format!(" of MongoDB's single-insert ceiling ({})", mongo.tool),
+            format!(
+                " of MongoDB's single-insert ceiling ({})",
+                mongo.tool.named()
+            ),
             share(best, mongo.per_second, 0),
         ));
     }
@@ -329,7 +325,7 @@ fn targets(
         targets.push(Target::new(
             "mail",
             Bound::at_least(0.9, Unit::Share),
-            format!(" of the catcher's acceptance rate ({})", smtp.tool),
+            format!(" of the catcher's acceptance rate ({})", smtp.tool.named()),
             share(mail.per_second(), smtp.per_second, 0),
         ));
     }
@@ -577,7 +573,7 @@ fn write_external(md: &mut String, extra: &Extra) -> anyhow::Result<()> {
             md,
             "| {} | {} | {} | {:.0} | {} | {} | {} | {} | {} |",
             m.label,
-            m.tool,
+            m.tool.named(),
             m.concurrency,
             m.per_second,
             ms(m.p50),

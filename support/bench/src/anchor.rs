@@ -165,12 +165,13 @@ mod tests {
     use super::{ANCHORS, Measure};
     use crate::external::Measured;
     use crate::scenarios::Path;
+    use crate::tools::Tool;
 
     /// A wrk run at concurrency 16 with no errors.
     fn measured(per_second: f64) -> Measured {
         Measured {
             label: "test",
-            tool: "wrk 4.1",
+            tool: Tool::Wrk,
             concurrency: 16,
             per_second,
             p50: None,

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
+use crate::tools::Tool;
+
 /// The labels of the ceilings, as the report looks them up.
 pub const SMTP_CATCHER: &str = "SMTP catcher, mails accepted";
 pub const MONGO_INSERT: &str = "MongoDB insert_one";
@@ -17,8 +19,8 @@ pub const MONGO_INSERT: &str = "MongoDB insert_one";
 #[derive(Debug, Clone)]
 pub struct Measured {
     pub label: &'static str,
-    /// The tool, as the report names it.
-    pub tool: &'static str,
+    /// The tool that measured it.
+    pub tool: Tool,
     pub concurrency: usize,
     pub per_second: f64,
     /// Latency quantiles in ms where the tool reports them.
@@ -120,7 +122,7 @@ pub fn wrk(
         .unwrap_or(0);
     Ok(Measured {
         label,
-        tool: "wrk 4.1",
+        tool: Tool::Wrk,
         concurrency: c,
         per_second,
         p50: quantile("50%"),
@@ -184,7 +186,7 @@ pub fn smtp_source(host: &str, port: u16, c: usize, secs: Duration) -> anyhow::R
     let per_second = messages as f64 / elapsed;
     Ok(Measured {
         label: SMTP_CATCHER,
-        tool: "postfix smtp-source",
+        tool: Tool::SmtpSource,
         concurrency: c,
         per_second,
         p50: None,
@@ -226,7 +228,7 @@ pub fn pymongo_insert(
     let number = |key: &str| answer.get(key).and_then(serde_json::Value::as_f64);
     Ok(Measured {
         label: MONGO_INSERT,
-        tool: "pymongo 4",
+        tool: Tool::Pymongo,
         concurrency: c,
         per_second: number("per_second").context("per_second")?,
         p50: number("p50"),

@@ -14,6 +14,7 @@ mod procs;
 mod report;
 mod scenarios;
 mod spread;
+mod tools;
 mod tracing_cost;
 
 use std::collections::BTreeMap;
@@ -221,7 +222,7 @@ async fn bench(settings: &Settings, clients: Arc<Clients>) -> anyhow::Result<()>
     let auth_burst = {
         let request = Path::BrokerAuth.request(clients.clone());
         let (warmup, duration) = (settings.warmup, settings.duration + Duration::from_secs(2));
-        tokio::spawn(load::run(16, warmup, duration, request))
+        tokio::spawn(load::run(AUTH_BURST, warmup, duration, request))
     };
     let during_burst = load::run(
         1,
@@ -311,6 +312,10 @@ fn measure_external(
     }
     (measured, unmeasured)
 }
+
+/// The logins at once of the auth burst that the log p99 is measured
+/// beside.
+pub const AUTH_BURST: usize = 16;
 
 /// The fractions of each path's closed-loop maximum it is driven at in
 /// the open-loop runs.

@@ -81,11 +81,7 @@ fn configs() -> Vec<Config> {
         ]);
     }
     if let Ok(root) = std::env::var("BASELINE_ROOT") {
-        let commit = std::process::Command::new("git")
-            .args(["-C", &root, "rev-parse", "--short", "HEAD"])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-            .unwrap_or_default();
+        let commit = crate::tools::commit(Some(&root));
         configs.insert(
             0,
             Config {

@@ -36,6 +36,7 @@ use lapin::{BasicProperties, Connection, ConnectionProperties};
 use mongodb::bson::oid::ObjectId;
 use mongodb::bson::{Bson, DateTime, Document, doc};
 use proto::amqp::{DEAD_LETTER_QUEUE, DEAD_LETTER_REASON_HEADER, EXCHANGE, MAX_EVENT_BYTES};
+use proto::http::Transport;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -58,29 +59,34 @@ const POISON: usize = 200;
 const SLOW_CLIENTS: usize = 1000;
 
 /// What a scenario loads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Load {
-    Log(&'static str),
+    /// Log writes through the broker, sent to the logger by this transport.
+    Log(Transport),
     Auth,
     Mail,
 }
 
 impl Load {
-    fn label(self) -> String {
+    fn label(self) -> &'static str {
         match self {
-            Load::Log(t) => t.to_owned(),
-            Load::Auth => "auth".into(),
-            Load::Mail => "mail".into(),
+            Load::Log(transport) => transport.as_str(),
+            Load::Auth => "auth",
+            Load::Mail => "mail",
         }
     }
 }
 
-const ALL_LOGS: &[Load] = &[
-    Load::Log("rpc"),
-    Load::Log("http"),
-    Load::Log("grpc"),
-    Load::Log("amqp"),
-];
+/// Log writes on every transport, in [`Transport::ALL`]'s order.
+const ALL_LOGS: [Load; Transport::ALL.len()] = {
+    let mut loads = [Load::Auth; Transport::ALL.len()];
+    let mut i = 0;
+    while i < loads.len() {
+        loads[i] = Load::Log(Transport::ALL[i]);
+        i += 1;
+    }
+    loads
+};
 
 /// What is broken, and for how long.
 #[derive(Clone, Copy)]
@@ -104,19 +110,19 @@ const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "logger-killed",
         what: "logger SIGKILLed, started again 60 s later",
-        loads: ALL_LOGS,
+        loads: &ALL_LOGS,
         fault: Fault::Commands("KILL_LOGGER", Duration::from_secs(60), "START_LOGGER"),
     },
     Scenario {
         name: "mongo-frozen",
         what: "MongoDB SIGSTOPped for 20 s, then SIGCONT",
-        loads: ALL_LOGS,
+        loads: &ALL_LOGS,
         fault: Fault::Commands("FREEZE_MONGO", Duration::from_secs(20), "THAW_MONGO"),
     },
     Scenario {
         name: "rabbitmq-stopped",
         what: "RabbitMQ `stop_app`, `start_app` 15 s later",
-        loads: &[Load::Log("amqp")],
+        loads: &[Load::Log(Transport::Amqp)],
         fault: Fault::Commands("STOP_RABBITMQ", Duration::from_secs(15), "START_RABBITMQ"),
     },
     Scenario {
@@ -134,13 +140,13 @@ const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "poison",
         what: "200 malformed, oversized and wrong-schema messages to the exchange",
-        loads: &[Load::Log("amqp")],
+        loads: &[Load::Log(Transport::Amqp)],
         fault: Fault::Poison,
     },
     Scenario {
         name: "slow-clients",
         what: "1,000 connections sending a header byte a second, held 15 s",
-        loads: &[Load::Log("rpc"), Load::Log("http")],
+        loads: &[Load::Log(Transport::Rpc), Load::Log(Transport::Http)],
         fault: Fault::SlowClients(Duration::from_secs(15)),
     },
 ];
@@ -331,14 +337,14 @@ fn loaded(loads: &[Load]) -> String {
     let logs: Vec<&str> = loads
         .iter()
         .filter_map(|l| match l {
-            Load::Log(t) => Some(*t),
+            Load::Log(transport) => Some(transport.as_str()),
             _ => None,
         })
         .collect();
     let mut parts: Vec<String> = loads
         .iter()
         .filter(|l| !matches!(l, Load::Log(_)))
-        .map(|l| l.label())
+        .map(|l| l.label().to_owned())
         .collect();
     if !logs.is_empty() {
         parts.insert(0, format!("log via {}", logs.join(", ")));
@@ -478,24 +484,7 @@ async fn load_loop(
     let mut n = 0u64;
     while !stop.load(Ordering::Relaxed) {
         n += 1;
-        let (tag, body) = match load {
-            Load::Log(transport) => {
-                let id = ObjectId::new().to_hex();
-                let body = json!({"action": "log", "transport": transport,
-                    "log": {"name": "fault", "data": format!("{prefix} {n}"), "id": id}});
-                (id, body)
-            }
-            Load::Auth => (
-                String::new(),
-                json!({"action": "auth", "auth": {"email": "admin@example.com", "password": "verysecret"}}),
-            ),
-            Load::Mail => {
-                let subject = format!("{prefix} {n}");
-                let body = json!({"action": "mail", "mail": {"from": "faults@example.com",
-                    "to": "sink@example.com", "subject": subject, "message": "A fault-suite mail."}});
-                (subject, body)
-            }
-        };
+        let (tag, body) = request(load, &format!("{prefix} {n}"));
         let sent = Instant::now();
         let outcome = match http
             .post(format!("{broker}/handle"))
@@ -530,6 +519,28 @@ async fn load_loop(
         tokio::time::sleep(PAUSE).await;
     }
     records
+}
+
+/// A request of `load` to the broker's `POST /handle`, unique by `data`:
+/// (its tag, its body). A log entry's tag is its id; a mail's, its subject.
+fn request(load: Load, data: &str) -> (String, Value) {
+    match load {
+        Load::Log(transport) => {
+            let id = ObjectId::new().to_hex();
+            let body = json!({"action": "log", "transport": transport.as_str(),
+                "log": {"name": "fault", "data": data, "id": id}});
+            (id, body)
+        }
+        Load::Auth => (
+            String::new(),
+            json!({"action": "auth", "auth": {"email": "admin@example.com", "password": "verysecret"}}),
+        ),
+        Load::Mail => {
+            let body = json!({"action": "mail", "mail": {"from": "faults@example.com",
+                "to": "sink@example.com", "subject": data, "message": "A fault-suite mail."}});
+            (data.to_owned(), body)
+        }
+    }
 }
 
 /// Looks every log request's id up in MongoDB (waiting up to [`DRAIN`] for
@@ -798,7 +809,11 @@ async fn slow_clients(hold: Duration) -> anyhow::Result<usize> {
 mod tests {
     use std::time::Duration;
 
-    use super::{Counts, ERROR_DEADLINE, Fault, POISON, SCENARIOS, Scenario};
+    use proto::http::Transport;
+
+    use super::{
+        ALL_LOGS, Counts, ERROR_DEADLINE, Fault, Load, POISON, SCENARIOS, Scenario, loaded, request,
+    };
 
     fn scenario(name: &str) -> &'static Scenario {
         SCENARIOS.iter().find(|s| s.name == name).unwrap()
@@ -922,6 +937,37 @@ mod tests {
                 format!("0 dead-lettered, expected {POISON}"),
             ]
         );
+    }
+
+    /// The table and the log name each loaded path as they did when the
+    /// transports were strings.
+    #[test]
+    fn loaded_paths_are_named_by_their_transport() {
+        assert_eq!(ALL_LOGS.map(Load::label), ["rpc", "http", "grpc", "amqp"]);
+        assert_eq!(
+            loaded(scenario("logger-killed").loads),
+            "log via rpc, http, grpc, amqp"
+        );
+        assert_eq!(loaded(scenario("slow-clients").loads), "log via rpc, http");
+        assert_eq!(loaded(scenario("poison").loads), "log via amqp");
+        assert_eq!(loaded(scenario("smtp-gone").loads), "mail");
+        assert_eq!(
+            loaded(&[Load::Auth, Load::Log(Transport::Grpc)]),
+            "log via grpc, auth"
+        );
+    }
+
+    #[test]
+    fn a_log_request_names_its_transport_and_carries_its_id() {
+        for transport in Transport::ALL {
+            let (id, body) = request(Load::Log(transport), "scenario 1");
+            assert_eq!(body["transport"], transport.as_str());
+            assert_eq!(body["log"]["id"], id.as_str());
+            assert_eq!(body["log"]["data"], "scenario 1");
+        }
+        let (subject, body) = request(Load::Mail, "smtp-gone mail 0 7");
+        assert_eq!(subject, "smtp-gone mail 0 7");
+        assert_eq!(body["mail"]["subject"], "smtp-gone mail 0 7");
     }
 
     /// Every scenario has its own name (the `FAULTS` filter picks by it).

@@ -30,8 +30,13 @@ pub struct Config {
     pub seed_admin: bool,
 }
 
+/// The settings that may carry a secret, and so may come from a file
+/// (`DATABASE_URL_FILE`; `TOKEN_KEY_FILE` is read with the key).
+pub const SECRETS: &[&str] = &["DATABASE_URL"];
+
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let env = &env.with_secret_files(SECRETS)?;
         Ok(Self {
             server: ServerConfig::from_env(env, &ports::local(ports::AUTHENTICATION))?,
             database_url: env.url(
@@ -42,7 +47,11 @@ impl Config {
                 ),
                 &["postgres", "postgresql"],
             )?,
-            logger_url: env.logger_url()?,
+            logger_url: env.upstream(
+                "LOGGER_URL",
+                &ports::local_http(ports::LOGGER_HTTP),
+                &["http", "https"],
+            )?,
             token_key: TokenKey::from_env(env)?,
             token_ttl: env.seconds("TOKEN_TTL_SECS", "900")?,
             lockout: LockoutPolicy {

@@ -55,6 +55,10 @@ pub struct Security {
     pub mails_per_minute: u32,
 }
 
+/// The broker's settings that may carry a secret, and so may come from a
+/// file (`AMQP_URL_FILE`; `TOKEN_KEY_FILE` is read with the key).
+pub const SECRETS: &[&str] = &["AMQP_URL"];
+
 impl Security {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
@@ -69,10 +73,11 @@ impl Security {
 
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let env = &env.with_secret_files(SECRETS)?;
         Ok(Self {
             server: ServerConfig::from_env(env, &ports::local(ports::BROKER))?,
             auth_url: env.upstream("AUTH_URL", &ports::local_http(ports::AUTHENTICATION), HTTP)?,
-            logger_url: env.logger_url()?,
+            logger_url: env.upstream("LOGGER_URL", &ports::local_http(ports::LOGGER_HTTP), HTTP)?,
             logger_rpc_addr: env.host_ports("LOGGER_RPC_ADDR", &ports::local(ports::LOGGER_RPC))?,
             logger_grpc_url: env.upstream(
                 "LOGGER_GRPC_URL",
@@ -80,7 +85,7 @@ impl Config {
                 &["http"],
             )?,
             mail_url: env.upstream("MAIL_URL", &ports::local_http(ports::MAIL), HTTP)?,
-            amqp_url: env.amqp_url()?,
+            amqp_url: env.url("AMQP_URL", &ports::local_amqp(), &["amqp", "amqps"])?,
             upstream_timeout: env.seconds("UPSTREAM_TIMEOUT_SECS", "5")?,
             security: Security::from_env(env)?,
         })

@@ -65,7 +65,7 @@ async fn every_transport_spreads_its_calls_over_two_logger_replicas() {
         ("LOGGER_RPC_ADDR", list(&|l| l.rpc_addr.clone())),
         ("LOGGER_GRPC_URL", list(&|l| l.grpc_url.to_string())),
     ]);
-    let logger_url = env.logger_url().unwrap();
+    let logger_url = env.upstream("LOGGER_URL", "", &["http"]).unwrap();
     assert_eq!(logger_url.urls().len(), 2);
     let vhost = RabbitVhost::create();
     let amqp_url = Url::parse(&vhost.url()).unwrap();

@@ -22,8 +22,20 @@ pub struct Config {
     pub logger_timeout: Duration,
 }
 
+/// The settings that may carry a secret, and so may come from a file
+/// (`AMQP_URL_FILE`).
+pub const SECRETS: &[&str] = &["AMQP_URL"];
+
+/// `AMQP_URL` (or the file `AMQP_URL_FILE` names): RabbitMQ, as the
+/// listener and `replay-dead-letters` read it.
+pub fn amqp_url(env: &Env) -> Result<Url, ConfigError> {
+    let env = env.with_secret_files(SECRETS)?;
+    env.url("AMQP_URL", &ports::local_amqp(), &["amqp", "amqps"])
+}
+
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let env = &env.with_secret_files(SECRETS)?;
         let prefetch: u16 = env.parse("PREFETCH", "32")?;
         if prefetch == 0 {
             return Err(ConfigError {
@@ -34,8 +46,12 @@ impl Config {
         }
         Ok(Self {
             server: ServerConfig::from_env(env, &ports::local(ports::LISTENER))?,
-            amqp_url: env.amqp_url()?,
-            logger_url: env.logger_url()?,
+            amqp_url: amqp_url(env)?,
+            logger_url: env.upstream(
+                "LOGGER_URL",
+                &ports::local_http(ports::LOGGER_HTTP),
+                &["http", "https"],
+            )?,
             prefetch,
             retry_backoff: env.seconds("RETRY_BACKOFF_SECS", "0.25")?,
             logger_timeout: env.seconds("LOGGER_TIMEOUT_SECS", "5")?,

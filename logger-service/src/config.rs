@@ -23,8 +23,13 @@ pub struct Config {
     pub token_key: TokenKey,
 }
 
+/// The settings that may carry a secret, and so may come from a file
+/// (`MONGO_URL_FILE`; `TOKEN_KEY_FILE` is read with the key).
+pub const SECRETS: &[&str] = &["MONGO_URL"];
+
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let env = &env.with_secret_files(SECRETS)?;
         Ok(Self {
             server: ServerConfig::from_env(env, &ports::local(ports::LOGGER_HTTP))?,
             rpc_addr: env.socket_addr("RPC_ADDR", &ports::local(ports::LOGGER_RPC))?,

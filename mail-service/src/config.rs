@@ -50,8 +50,13 @@ pub struct Config {
     pub send_timeout: Duration,
 }
 
+/// The settings that may carry a secret, and so may come from a file
+/// (`MAIL_USERNAME_FILE`, `MAIL_PASSWORD_FILE`).
+pub const SECRETS: &[&str] = &["MAIL_USERNAME", "MAIL_PASSWORD"];
+
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let env = &env.with_secret_files(SECRETS)?;
         let config = Self {
             server: ServerConfig::from_env(env, &ports::local(ports::MAIL))?,
             host: env.string("MAIL_HOST", "127.0.0.1"),

@@ -27,6 +27,12 @@ pub fn local(port: u16) -> String {
     format!("127.0.0.1:{port}")
 }
 
+/// `amqp://guest:guest@127.0.0.1:5672/%2f`: RabbitMQ natively, as the
+/// broker and the listener reach it by default.
+pub fn local_amqp() -> String {
+    format!("amqp://guest:guest@127.0.0.1:{RABBITMQ}/%2f")
+}
+
 /// `http://127.0.0.1:<port>`: how a service is reached natively.
 pub fn local_http(port: u16) -> String {
     format!("http://127.0.0.1:{port}")

@@ -8,7 +8,7 @@ use service_kit::config::Env;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    let url = match Env::from_process().and_then(|env| env.amqp_url()) {
+    let url = match listener_service::config::amqp_url(&Env::from_process()) {
         Ok(url) => url,
         Err(e) => {
             eprintln!("replay-dead-letters: {e}");

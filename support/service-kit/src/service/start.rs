@@ -37,8 +37,8 @@ where
         }
     };
     let mut telemetry = None;
-    let config = Env::from_process().and_then(|env| {
-        let format = LogFormat::from_env(&env)?;
+    let env = Env::from_process();
+    let config = LogFormat::from_env(&env).and_then(|format| {
         // The trace exporter's channel is made on the runtime.
         let _entered = runtime.enter();
         telemetry = Some(telemetry::init(

@@ -1,70 +1,18 @@
-//! A JSON-over-HTTP client for calling the system's own services, created
-//! once per service and reused (its connection pools are kept warm).
-//!
-//! The calls are spread over the service's replicas in turn
-//! ([`resilience::Replicas`]): each address its names resolve to gets its
-//! own pool (the URL is sent to the address, not the name), so a scaled
-//! service gets an even share of the calls whatever the DNS order, and one
-//! that scales up gets calls within a refresh. An `https` upstream is
-//! called by name (its certificate names the host), unbalanced.
-//!
-//! Every call carries the current request id (`x-request-id`) and is
-//! bounded by a timeout, and transport failures map onto the
-//! status codes of docs/contracts.md §3: unreachable → 503, too slow → 504, an answer that
-//! is not the envelope → 502.
+//! [`ServiceClient`]: the pooled, balanced JSON client itself.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use proto::http::Envelope;
 use reqwest::{StatusCode, Url};
 use serde::Serialize;
-use serde_json::Value;
-
 use tracing::Instrument;
 
 use resilience::Replicas;
 
+use super::{ATTEMPTS, Reply, UpstreamError, client_builder, remaining};
 use crate::config::Upstream;
-use crate::http::ApiError;
 use crate::metrics::{Dependency, Metrics, Outcome};
 use crate::telemetry::{self, HeaderInjector};
-
-/// How long a pooled connection may sit idle before it is dropped
-/// instead of reused. It must stay below the servers' own limit for an idle
-/// keep-alive connection (the header-read timeout, 10 s by default,
-/// `HEADER_READ_TIMEOUT_SECS`): a connection reused at the moment the server
-/// closes it fails the request sent on it, and a request that may not be
-/// repeated (a login, a mail) then fails.
-pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Sends of one call at most, each to the next replica, when the rules
-/// below allow another (a scale-down may take several replicas at once).
-/// Every send of a call shares the call's one timeout: a send again gets
-/// what is left of it, and none is made once it is spent.
-pub const ATTEMPTS: usize = 3;
-
-/// What is left before `deadline`; `None` once it has passed.
-pub fn remaining(deadline: Instant) -> Option<Duration> {
-    deadline
-        .checked_duration_since(Instant::now())
-        .filter(|left| !left.is_zero())
-}
-
-/// A reqwest client builder with the pool rule every client of the
-/// system's own HTTP servers follows ([`POOL_IDLE_TIMEOUT`]).
-pub fn client_builder() -> reqwest::ClientBuilder {
-    reqwest::Client::builder().pool_idle_timeout(POOL_IDLE_TIMEOUT)
-}
-
-/// What a service answered: its status and its envelope.
-#[derive(Debug, Clone)]
-pub struct Reply {
-    pub status: StatusCode,
-    pub envelope: Envelope<Value>,
-    /// Its `Retry-After`, in whole seconds, when it sent one.
-    pub retry_after: Option<u64>,
-}
 
 #[derive(Clone)]
 pub struct ServiceClient {
@@ -125,9 +73,9 @@ impl ServiceClient {
         &self,
         path: &str,
         body: &T,
-    ) -> Result<Reply, ApiError> {
+    ) -> Result<Reply, UpstreamError> {
         self.post_again_if(path, body, |answer| {
-            matches!(answer, Err(ApiError::Unavailable(_)))
+            matches!(answer, Err(UpstreamError::Unreachable(_)))
         })
         .await
     }
@@ -143,10 +91,10 @@ impl ServiceClient {
         &self,
         path: &str,
         body: &T,
-    ) -> Result<Reply, ApiError> {
+    ) -> Result<Reply, UpstreamError> {
         self.post_again_if(path, body, |answer| match answer {
             Ok(reply) => reply.status == StatusCode::SERVICE_UNAVAILABLE,
-            Err(e) => matches!(e, ApiError::BadGateway(_) | ApiError::Unavailable(_)),
+            Err(e) => matches!(e, UpstreamError::Failed(_) | UpstreamError::Unreachable(_)),
         })
         .await
     }
@@ -155,8 +103,8 @@ impl ServiceClient {
         &self,
         path: &str,
         body: &T,
-        again: impl Fn(&Result<Reply, ApiError>) -> bool,
-    ) -> Result<Reply, ApiError> {
+        again: impl Fn(&Result<Reply, UpstreamError>) -> bool,
+    ) -> Result<Reply, UpstreamError> {
         let deadline = Instant::now() + self.timeout;
         let post = |left: Duration| async move {
             let (addr, url) = self.url(path).await?;
@@ -183,7 +131,7 @@ impl ServiceClient {
 
     /// `GET <base><path_and_query>`, from the next replica; asked again,
     /// of the one after, when it failed on the way.
-    pub async fn get(&self, path_and_query: &str) -> Result<Reply, ApiError> {
+    pub async fn get(&self, path_and_query: &str) -> Result<Reply, UpstreamError> {
         let path = path_and_query.split('?').next().unwrap_or_default();
         let deadline = Instant::now() + self.timeout;
         let get = |left: Duration| async move {
@@ -195,7 +143,7 @@ impl ServiceClient {
         let mut answer = get(self.timeout).await;
         for _ in 1..ATTEMPTS {
             match (&answer, remaining(deadline)) {
-                (Err(ApiError::BadGateway(_) | ApiError::Unavailable(_)), Some(left)) => {
+                (Err(UpstreamError::Failed(_) | UpstreamError::Unreachable(_)), Some(left)) => {
                     answer = get(left).await;
                 }
                 _ => break,
@@ -205,13 +153,15 @@ impl ServiceClient {
     }
 
     /// `path` on the next replica in turn, and the replica's address.
-    async fn url(&self, path: &str) -> Result<(SocketAddr, Url), ApiError> {
-        let base = self.replicas.pick().await.map_err(|e| {
-            ApiError::Unavailable(format!("{} is unreachable", self.name)).logged(e)
-        })?;
+    async fn url(&self, path: &str) -> Result<(SocketAddr, Url), UpstreamError> {
+        let base = self
+            .replicas
+            .pick()
+            .await
+            .map_err(|e| UpstreamError::Unreachable(self.name).logged(e))?;
         let url = base
             .join(path.trim_start_matches('/'))
-            .map_err(|e| ApiError::Internal(e.into()))?;
+            .map_err(|e| UpstreamError::Internal(e.into()))?;
         Ok((base.addr(), url))
     }
 
@@ -219,10 +169,10 @@ impl ServiceClient {
     /// be reached leaves the rotation until it resolves again; after a lost
     /// connection the names are resolved again, since a replica may have
     /// gone.
-    fn failed(&self, addr: SocketAddr, error: &ApiError) {
+    fn failed(&self, addr: SocketAddr, error: &UpstreamError) {
         match error {
-            ApiError::Unavailable(_) => self.replicas.forget(addr),
-            ApiError::BadGateway(_) => self.replicas.refresh(),
+            UpstreamError::Unreachable(_) => self.replicas.forget(addr),
+            UpstreamError::Failed(_) => self.replicas.refresh(),
             _ => {}
         }
     }
@@ -234,7 +184,7 @@ impl ServiceClient {
         method: &'static str,
         path: &str,
         mut request: reqwest::RequestBuilder,
-    ) -> Result<Reply, ApiError> {
+    ) -> Result<Reply, UpstreamError> {
         if let Some(id) = crate::request_id::current() {
             request = request.header(crate::request_id::HEADER, id);
         }
@@ -269,7 +219,7 @@ impl ServiceClient {
         reply
     }
 
-    async fn exchange(&self, request: reqwest::RequestBuilder) -> Result<Reply, ApiError> {
+    async fn exchange(&self, request: reqwest::RequestBuilder) -> Result<Reply, UpstreamError> {
         let response = request.send().await.map_err(|e| self.transport_error(&e))?;
         let status = response.status();
         let retry_after = response
@@ -281,7 +231,7 @@ impl ServiceClient {
             .await
             .map_err(|e| self.transport_error(&e))?;
         let envelope = serde_json::from_slice(&body).map_err(|_| {
-            ApiError::BadGateway(format!(
+            UpstreamError::Failed(format!(
                 "{} answered {status} without a JSON envelope",
                 self.name
             ))
@@ -293,19 +243,18 @@ impl ServiceClient {
         })
     }
 
-    fn transport_error(&self, error: &reqwest::Error) -> ApiError {
+    fn transport_error(&self, error: &reqwest::Error) -> UpstreamError {
         // A connection that could not be made in time is a connect error
         // too (nothing was sent): the next replica may answer.
         if error.is_connect() {
-            ApiError::Unavailable(format!("{} is unreachable", self.name))
+            UpstreamError::Unreachable(self.name)
         } else if error.is_timeout() {
-            ApiError::Timeout(format!(
-                "{} did not answer within {} ms",
-                self.name,
-                self.timeout.as_millis()
-            ))
+            UpstreamError::TimedOut {
+                service: self.name,
+                limit: self.timeout,
+            }
         } else {
-            ApiError::BadGateway(format!("{} failed", self.name)).logged(error)
+            UpstreamError::Failed(format!("{} failed", self.name)).logged(error)
         }
     }
 }
@@ -319,6 +268,7 @@ mod tests {
     use tokio::net::TcpListener;
 
     use super::*;
+    use crate::upstream::POOL_IDLE_TIMEOUT;
 
     /// A keep-alive HTTP/1 server that answers every request with the
     /// envelope and never closes a connection itself; counts connections.
@@ -411,7 +361,10 @@ mod tests {
         let started = Instant::now();
         let answer = client.post_idempotent("/log", &serde_json::json!({})).await;
         let took = started.elapsed();
-        assert!(matches!(answer, Err(ApiError::Timeout(_))), "{answer:?}");
+        assert!(
+            matches!(answer, Err(UpstreamError::TimedOut { .. })),
+            "{answer:?}"
+        );
         assert!(took < timeout + Duration::from_millis(400), "took {took:?}");
     }
 

@@ -10,6 +10,12 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
+mod server;
+mod upstream;
+
+pub use server::ServerConfig;
+pub use upstream::Upstream;
+
 pub use reqwest::Url;
 
 /// A variable that is set but cannot be used.
@@ -26,17 +32,6 @@ pub struct ConfigError {
 /// [`ExposeSecret::expose_secret`].
 pub use secrecy::{ExposeSecret, SecretString as Secret};
 
-/// The settings that may carry a secret, and so may come from a file named
-/// by `NAME_FILE` (docs/contracts.md §2).
-pub const FILE_SETTINGS: &[&str] = &[
-    "DATABASE_URL",
-    "MONGO_URL",
-    "AMQP_URL",
-    "MAIL_USERNAME",
-    "MAIL_PASSWORD",
-    "TOKEN_KEY",
-];
-
 /// A snapshot of the environment, so configuration can be loaded from the
 /// process or, in tests, from a plain list of pairs.
 #[derive(Debug, Clone, Default)]
@@ -45,35 +40,28 @@ pub struct Env {
 }
 
 impl Env {
-    /// The process environment (variables that are not UTF-8 are skipped),
-    /// with every `NAME_FILE` read into `NAME` ([`Env::reading_files`]).
-    pub fn from_process() -> Result<Self, ConfigError> {
-        Self::reading_files(
+    /// The process environment (variables that are not UTF-8 are skipped).
+    pub fn from_process() -> Self {
+        Self::from_pairs(
             std::env::vars_os()
                 .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
         )
     }
 
-    /// `pairs`, where for each setting of [`FILE_SETTINGS`] a variable
-    /// `NAME_FILE` that is set names a file whose content (trailing
-    /// newlines removed) becomes `NAME`: how Docker and Kubernetes secrets
-    /// reach a setting. Setting both `NAME` and `NAME_FILE`, or naming a
-    /// file that cannot be read, is an error. Other `*_FILE` variables
-    /// (a shell has many) are left alone.
-    pub fn reading_files<K: Into<String>, V: Into<String>>(
-        pairs: impl IntoIterator<Item = (K, V)>,
-    ) -> Result<Self, ConfigError> {
-        let mut env = Self::from_pairs(pairs);
-        let named: Vec<(String, String)> = env
-            .vars
-            .iter()
-            .filter(|(_, path)| !path.is_empty())
-            .filter_map(|(key, path)| Some((key.strip_suffix("_FILE")?.to_owned(), path.clone())))
-            .filter(|(name, _)| FILE_SETTINGS.contains(&name.as_str()))
-            .collect();
-        for (name, path) in named {
+    /// This environment where, for each of `secrets` (the settings of a
+    /// service that may carry one), a variable `NAME_FILE` that is set
+    /// names a file whose content (trailing newlines removed) becomes
+    /// `NAME`: how Docker and Kubernetes secrets reach a setting. Setting
+    /// both `NAME` and `NAME_FILE`, or naming a file that cannot be read, is
+    /// an error. Other `*_FILE` variables (a shell has many) are left alone.
+    pub fn with_secret_files(&self, secrets: &[&str]) -> Result<Self, ConfigError> {
+        let mut env = self.clone();
+        for name in secrets {
             let variable = format!("{name}_FILE");
-            if env.get(&name).is_some() {
+            let Some(path) = env.get(&variable).map(str::to_owned) else {
+                continue;
+            };
+            if env.get(name).is_some() {
                 return Err(env.error(
                     &variable,
                     &path,
@@ -83,8 +71,10 @@ impl Env {
             let content = std::fs::read_to_string(&path)
                 .map_err(|e| env.error(&variable, &path, format!("cannot read the file: {e}")))?;
             env.vars.remove(&variable);
-            env.vars
-                .insert(name, content.trim_end_matches(['\n', '\r']).to_owned());
+            env.vars.insert(
+                (*name).to_owned(),
+                content.trim_end_matches(['\n', '\r']).to_owned(),
+            );
         }
         Ok(env)
     }
@@ -150,22 +140,6 @@ impl Env {
         }
     }
 
-    /// One or more `host:port`, comma-separated: the replicas of one
-    /// service (its names may each resolve to several).
-    pub fn host_ports(
-        &self,
-        name: &str,
-        default: &str,
-    ) -> Result<Vec<resilience::Target>, ConfigError> {
-        let value = self.get(name).unwrap_or(default);
-        let targets =
-            resilience::replicas::parse_targets(value).map_err(|e| self.error(name, value, e))?;
-        if targets.iter().any(|t| t.port == 0) {
-            return Err(self.error(name, value, "a port must be from 1 to 65535"));
-        }
-        Ok(targets)
-    }
-
     /// A URL whose scheme is one of `schemes` and which names a host.
     pub fn url(&self, name: &str, default: &str, schemes: &[&str]) -> Result<Url, ConfigError> {
         self.url_in(name, self.get(name).unwrap_or(default), schemes)
@@ -182,36 +156,6 @@ impl Env {
             return Err(self.error(name, value, "the URL names no host"));
         }
         Ok(url)
-    }
-
-    /// One or more base URLs of one service's replicas, comma-separated
-    /// ([`Upstream`]): each with a scheme of `schemes` and a host, all with
-    /// the same scheme and path.
-    pub fn upstream(
-        &self,
-        name: &str,
-        default: &str,
-        schemes: &[&str],
-    ) -> Result<Upstream, ConfigError> {
-        let value = self.get(name).unwrap_or(default);
-        let mut urls = Vec::new();
-        for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-            let url = self.url_in(name, entry, schemes)?;
-            if let Some(first) = urls.first()
-                && !Upstream::alike(first, &url)
-            {
-                return Err(self.error(
-                    name,
-                    value,
-                    "every URL of the list must have the same scheme and path",
-                ));
-            }
-            urls.push(url);
-        }
-        if urls.is_empty() {
-            return Err(self.error(name, value, "no URL given"));
-        }
-        Ok(Upstream { urls })
     }
 
     /// A positive duration given in (possibly fractional) seconds.
@@ -248,110 +192,6 @@ impl Env {
     }
 }
 
-impl Env {
-    /// `LOGGER_URL`: logger-service's HTTP base URL, read the same way by
-    /// every service that calls it (broker, authentication, listener).
-    pub fn logger_url(&self) -> Result<Upstream, ConfigError> {
-        let default = proto::ports::local_http(proto::ports::LOGGER_HTTP);
-        self.upstream("LOGGER_URL", &default, &["http", "https"])
-    }
-
-    /// `AMQP_URL`: RabbitMQ, read the same way by the broker and the
-    /// listener.
-    pub fn amqp_url(&self) -> Result<Url, ConfigError> {
-        let default = format!(
-            "amqp://guest:guest@127.0.0.1:{}/%2f",
-            proto::ports::RABBITMQ
-        );
-        self.url("AMQP_URL", &default, &["amqp", "amqps"])
-    }
-}
-
-/// Where one service's replicas answer: one base URL, or several
-/// (natively, replicas on other ports), each of whose host names may
-/// resolve to several replicas (compose, Swarm, a Kubernetes headless
-/// Service). The clients keep one connection pool per replica address and
-/// spread their calls over them ([`resilience::Replicas`],
-/// docs/contracts.md §3, "Balancing").
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Upstream {
-    urls: Vec<Url>,
-}
-
-impl Upstream {
-    /// The first URL: the template of every replica's address.
-    pub fn url(&self) -> &Url {
-        &self.urls[0]
-    }
-
-    pub fn urls(&self) -> &[Url] {
-        &self.urls
-    }
-
-    /// Each URL's `host:port`, to resolve.
-    pub fn targets(&self) -> Vec<resilience::Target> {
-        self.urls
-            .iter()
-            .map(|url| resilience::Target {
-                host: url
-                    .host_str()
-                    .unwrap_or_default()
-                    .trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .to_owned(),
-                port: url.port_or_known_default().unwrap_or(80),
-            })
-            .collect()
-    }
-
-    /// Whether `a` and `b` differ only in host and port.
-    fn alike(a: &Url, b: &Url) -> bool {
-        a.scheme() == b.scheme() && a.path() == b.path()
-    }
-}
-
-impl From<Url> for Upstream {
-    fn from(url: Url) -> Self {
-        Self { urls: vec![url] }
-    }
-}
-
-impl std::fmt::Display for Upstream {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let urls: Vec<&str> = self.urls.iter().map(Url::as_str).collect();
-        f.write_str(&urls.join(","))
-    }
-}
-
-/// Settings every HTTP server of the system takes.
-#[derive(Debug, Clone)]
-pub struct ServerConfig {
-    /// `HTTP_ADDR`: where the HTTP server listens.
-    pub http_addr: SocketAddr,
-    /// `REQUEST_TIMEOUT_SECS`: the longest a request may take (default 30).
-    pub request_timeout: Duration,
-    /// `SHUTDOWN_GRACE_SECS`: how long in-flight work may take to finish
-    /// after SIGTERM before the process exits anyway (default 10).
-    pub shutdown_grace: Duration,
-    /// `HEADER_READ_TIMEOUT_SECS` (default 10) and `MAX_CONNECTIONS`
-    /// (default 4096).
-    pub limits: crate::http::ConnectionLimits,
-}
-
-impl ServerConfig {
-    pub fn from_env(env: &Env, default_http_addr: &str) -> Result<Self, ConfigError> {
-        Ok(Self {
-            http_addr: env.socket_addr("HTTP_ADDR", default_http_addr)?,
-            request_timeout: env.seconds("REQUEST_TIMEOUT_SECS", "30")?,
-            shutdown_grace: env.seconds("SHUTDOWN_GRACE_SECS", "10")?,
-            limits: crate::http::ConnectionLimits {
-                header_read_timeout: env.seconds("HEADER_READ_TIMEOUT_SECS", "10")?,
-                max_connections: env.parse("MAX_CONNECTIONS", "4096")?,
-            },
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -378,39 +218,17 @@ mod tests {
         }
     }
 
-    #[test]
-    fn an_upstream_is_one_url_or_a_list_alike_but_for_host_and_port() {
-        let env = Env::from_pairs([
-            ("ONE", "http://logger-service:8083"),
-            ("TWO", "http://127.0.0.1:8083, http://[::1]:9083"),
-            ("MIXED", "http://a:1,https://b:2"),
-            ("BAD", "http://a:1,b"),
-        ]);
-        let one = env.upstream("ONE", "", &["http"]).unwrap();
-        assert_eq!(one.url().as_str(), "http://logger-service:8083/");
-        assert_eq!(one.targets()[0].to_string(), "logger-service:8083");
-        let two = env.upstream("TWO", "", &["http"]).unwrap();
-        let targets: Vec<String> = two.targets().iter().map(ToString::to_string).collect();
-        assert_eq!(targets, ["127.0.0.1:8083", "[::1]:9083"]);
-        assert_eq!(two.to_string(), "http://127.0.0.1:8083/,http://[::1]:9083/");
-        let defaulted = env.upstream("UNSET", "http://x:80", &["http"]).unwrap();
-        assert_eq!(defaulted.targets()[0].port, 80);
-        for name in ["MIXED", "BAD"] {
-            let err = env.upstream(name, "", &["http", "https"]).unwrap_err();
-            assert_eq!(err.variable, name);
-        }
-    }
-
     const FIXTURE_URL: &str = "postgres://u:s3cret@db:5432/users"; // check-secrets: a test fixture
 
     #[test]
     fn a_name_file_variable_sets_the_variable_from_the_file() {
         let file = SecretFile::new("url", &format!("{FIXTURE_URL}\n\n"));
-        let env = Env::reading_files([
+        let env = Env::from_pairs([
             ("DATABASE_URL_FILE", file.path()),
             ("EMPTY_FILE", ""),
             ("_FILE", file.path()),
         ])
+        .with_secret_files(&["DATABASE_URL", "EMPTY"])
         .unwrap();
         assert_eq!(env.get("DATABASE_URL"), Some(FIXTURE_URL));
         assert_eq!(
@@ -425,13 +243,15 @@ mod tests {
     #[test]
     fn a_name_file_beside_its_name_or_unreadable_is_an_error() {
         let file = SecretFile::new("both", "x");
-        let both =
-            Env::reading_files([("MAIL_PASSWORD", "y"), ("MAIL_PASSWORD_FILE", file.path())])
-                .unwrap_err();
+        let both = Env::from_pairs([("MAIL_PASSWORD", "y"), ("MAIL_PASSWORD_FILE", file.path())])
+            .with_secret_files(&["MAIL_PASSWORD"])
+            .unwrap_err();
         assert_eq!(both.variable, "MAIL_PASSWORD_FILE");
         assert!(both.reason.contains("MAIL_PASSWORD is set too"), "{both}");
 
-        let missing = Env::reading_files([("AMQP_URL_FILE", "/nonexistent/amqp_url")]).unwrap_err();
+        let missing = Env::from_pairs([("AMQP_URL_FILE", "/nonexistent/amqp_url")])
+            .with_secret_files(&["AMQP_URL"])
+            .unwrap_err();
         assert_eq!(missing.variable, "AMQP_URL_FILE");
         assert!(missing.reason.contains("cannot read the file"), "{missing}");
     }

@@ -62,7 +62,7 @@ pub const SECRETS: &[&str] = &["AMQP_URL"];
 impl Security {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
-            token_key: TokenKey::from_env(env)?,
+            token_key: TokenKey::from_env(env)?.with_login_hint("log in (action auth)"),
             origins: Origins::pages_from_env(env)?,
             trust_forwarded_for: env.parse("TRUST_FORWARDED_FOR", "false")?,
             logins_per_minute: env.parse("LOGIN_LIMIT_PER_MINUTE", "20")?,

@@ -9,9 +9,11 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use log_queue::PublishError;
 use proto::amqp::LogEvent;
-use proto::http::{AuthPayload, Envelope, LogPayload, MailPayload, RequestPayload, Transport};
+use proto::http::{
+    AuthPayload, Envelope, LogPayload, MailPayload, Page, RequestPayload, Transport,
+};
 use serde_json::Value;
-use service_kit::http::{AnyJsonBody, ApiError, Paging};
+use service_kit::http::{AnyJsonBody, ApiError, CheckedQuery};
 use service_kit::limit::client_ip;
 use service_kit::metrics::Outcome;
 use service_kit::token::Bearer;
@@ -195,11 +197,11 @@ fn validate(entry: &LogPayload) -> Result<(), ApiError> {
 
 /// The newest entries, for a signed-in user (the test page's panel):
 /// `GET /logs?limit=N&skip=M`, under
-/// the logger's own paging rule ([`Paging`]), checked before it is forwarded.
+/// the logger's own paging rule ([`CheckedQuery`]), checked before it is forwarded.
 async fn recent_logs(
     State(state): State<AppState>,
     _signed_in: Bearer,
-    Paging(page): Paging,
+    CheckedQuery(page): CheckedQuery<Page>,
 ) -> Answer {
     let reply = state.logger.get(&format!("/logs?{}", page.query())).await?;
     let reply = relay_failure(state.logger.name(), reply)?;

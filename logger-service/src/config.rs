@@ -42,7 +42,8 @@ impl Config {
                 &["mongodb"],
             )?,
             mongo_database: database_name(env)?,
-            token_key: TokenKey::from_env(env)?,
+            token_key: TokenKey::from_env(env)?
+                .with_login_hint("log in through the broker (action auth)"),
         })
     }
 }

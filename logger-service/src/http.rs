@@ -4,8 +4,8 @@ use axum::extract::{FromRef, Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use proto::http::{Envelope, LogEntry, LogPayload};
-use service_kit::http::{ApiError, JsonBody, Paging};
+use proto::http::{Envelope, LogEntry, LogPayload, Page};
+use service_kit::http::{ApiError, CheckedQuery, JsonBody};
 use service_kit::token::{Bearer, TokenKey};
 
 use crate::store::{LogStore, NewLog, StoreError};
@@ -69,7 +69,7 @@ async fn write_log(
 
 async fn list_logs(
     State(store): State<LogStore>,
-    Paging(page): Paging,
+    CheckedQuery(page): CheckedQuery<Page>,
 ) -> Result<Json<Envelope<Vec<LogEntry>>>, ApiError> {
     let entries = store.list(page).await?;
     Ok(Json(Envelope::with_data(

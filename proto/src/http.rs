@@ -15,9 +15,10 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// The paging of `GET /logs`, one rule for the broker's and the logger's:
 /// `?limit=N&skip=M`, newest first. `limit` is a whole number from 1 to
 /// [`MAX_PAGE_LIMIT`] (default [`DEFAULT_PAGE_LIMIT`]), `skip` one from 0
-/// (default 0). The services read it with `service_kit::http::Paging`:
+/// (default 0). The services read it with `service_kit::http::CheckedQuery`:
 /// axum's `Query`, whose rejection names the field that is not a whole
-/// number, then [`Page::check`], which refuses a limit out of range.
+/// number, then [`Page::check`] ([`Check`]), which refuses a limit out of
+/// range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(default)]
 pub struct Page {
@@ -42,10 +43,15 @@ impl Default for Page {
     }
 }
 
-impl Page {
-    /// The page, if its limit and skip are in range; else the message of
-    /// the 400.
-    pub fn check(self) -> Result<Self, String> {
+/// A request's own rule, beyond its shape: checked once it is parsed.
+pub trait Check: Sized {
+    /// The value, if it keeps the rule; else the message of the 400.
+    fn check(self) -> Result<Self, String>;
+}
+
+impl Check for Page {
+    /// The page, if its limit and skip are in range.
+    fn check(self) -> Result<Self, String> {
         if !(1..=MAX_PAGE_LIMIT).contains(&self.limit) {
             return Err(format!(
                 "limit must be a whole number from 1 to {MAX_PAGE_LIMIT}, not {}",
@@ -60,7 +66,9 @@ impl Page {
         }
         Ok(self)
     }
+}
 
+impl Page {
     /// The query string that asks for this page (`limit=N&skip=M`).
     pub fn query(&self) -> String {
         format!("limit={}&skip={}", self.limit, self.skip)
@@ -281,7 +289,7 @@ mod tests {
 
 #[cfg(test)]
 mod page_tests {
-    use super::{MAX_PAGE_LIMIT, Page};
+    use super::{Check, MAX_PAGE_LIMIT, Page};
 
     #[test]
     fn a_limit_out_of_range_is_refused_and_the_default_is_ten() {

@@ -5,11 +5,20 @@
 //! - [`http`]: the JSON payloads of the HTTP APIs and the response envelope.
 //! - [`amqp`]: the log event published to RabbitMQ.
 //! - [`ports`]: every port of the system.
+//! - [`token`]: who signs the access tokens and whom they are for.
 
 pub mod amqp;
 pub mod http;
 pub mod ports;
 pub mod rpc;
+
+/// The access token's fixed claims (docs/security.md).
+pub mod token {
+    /// Who signs tokens.
+    pub const ISSUER: &str = "authentication-service";
+    /// Whom they are for: this system's own services.
+    pub const AUDIENCE: &str = "microservices";
+}
 
 /// The gRPC contract (package `logs`). Kept in its own module because tarpc
 /// and tonic both generate a `LogService`.

@@ -100,11 +100,16 @@ impl Report {
 }
 
 /// The routes `/healthz`, `/ping` and `/readyz`.
+/// The probes' paths: liveness, its alias, readiness. Their requests are
+/// logged at debug level (`crate::http::conventions`).
+pub const PROBES: [&str; 3] = ["/healthz", "/ping", "/readyz"];
+
 pub fn routes(readiness: Readiness) -> Router {
+    let [healthz, ping, readyz] = PROBES;
     Router::new()
-        .route("/healthz", get(alive))
-        .route("/ping", get(alive))
-        .route("/readyz", get(ready))
+        .route(healthz, get(alive))
+        .route(ping, get(alive))
+        .route(readyz, get(ready))
         .with_state(readiness)
 }
 

@@ -30,10 +30,7 @@ use crate::http::ApiError;
 
 /// The shortest key accepted: 256 bits, HMAC-SHA256's own size.
 pub const MIN_KEY_BYTES: usize = 32;
-/// Who signs tokens.
-pub const ISSUER: &str = "authentication-service";
-/// Whom they are for: this system's own services.
-pub const AUDIENCE: &str = "microservices";
+pub use proto::token::{AUDIENCE, ISSUER};
 /// How far a verifier's clock may be behind the signer's.
 const LEEWAY_SECS: u64 = 5;
 
@@ -54,7 +51,11 @@ pub struct Claims {
 
 /// The signing and verifying key, shared by every service that holds one.
 #[derive(Clone)]
-pub struct TokenKey(Arc<Keys>);
+pub struct TokenKey {
+    keys: Arc<Keys>,
+    /// How a client without a token gets one, in the 401's message.
+    login_hint: &'static str,
+}
 
 struct Keys {
     encoding: EncodingKey,
@@ -84,11 +85,14 @@ impl TokenKey {
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.leeway = LEEWAY_SECS;
         let unusable = |e: jsonwebtoken::errors::Error| format!("the token key is not usable: {e}");
-        Ok(Self(Arc::new(Keys {
-            encoding: EncodingKey::from_secret(secret).map_err(unusable)?,
-            decoding: DecodingKey::from_secret(secret).map_err(unusable)?,
-            validation,
-        })))
+        Ok(Self {
+            login_hint: "log in",
+            keys: Arc::new(Keys {
+                encoding: EncodingKey::from_secret(secret).map_err(unusable)?,
+                decoding: DecodingKey::from_secret(secret).map_err(unusable)?,
+                validation,
+            }),
+        })
     }
 
     /// `TOKEN_KEY` (or `TOKEN_KEY_FILE`): required, there is no default key.
@@ -137,14 +141,14 @@ impl TokenKey {
             iat,
             exp: iat + ttl.as_secs(),
         };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.0.encoding)
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.keys.encoding)
             .expect("HS256 signing of plain claims cannot fail")
     }
 
     /// The claims of `token` if it is signed with this key, for this
     /// system, and not expired; else why not, in words a client may see.
     pub fn verify(&self, token: &str) -> Result<Claims, &'static str> {
-        jsonwebtoken::decode::<Claims>(token, &self.0.decoding, &self.0.validation)
+        jsonwebtoken::decode::<Claims>(token, &self.keys.decoding, &self.keys.validation)
             .map(|data| data.claims)
             .map_err(|e| match e.kind() {
                 ErrorKind::ExpiredSignature => "the token has expired; log in again",
@@ -182,12 +186,23 @@ where
 }
 
 impl TokenKey {
+    /// Says `hint` (how this service's clients get a token, such as the
+    /// broker's "log in (action auth)") in the 401 of a request without
+    /// one; by default "log in".
+    pub fn with_login_hint(mut self, hint: &'static str) -> Self {
+        self.login_hint = hint;
+        self
+    }
+
     /// The claims of the request's `Authorization: Bearer <token>`, or the
     /// 401 saying what is missing or wrong.
     pub fn require(&self, headers: &HeaderMap) -> Result<Claims, ApiError> {
         let Some(value) = headers.get(AUTHORIZATION) else {
             return Err(ApiError::Unauthenticated {
-                message: "this needs an access token: log in (action auth) and send it as Authorization: Bearer <token>".into(),
+                message: format!(
+                    "this needs an access token: {} and send it as Authorization: Bearer <token>",
+                    self.login_hint
+                ),
                 invalid: false,
             });
         };
@@ -247,7 +262,7 @@ mod tests {
             exp: now() - LEEWAY_SECS - 2,
         };
         let sign = |c: &Claims| {
-            jsonwebtoken::encode(&Header::new(Algorithm::HS256), c, &key.0.encoding).unwrap()
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), c, &key.keys.encoding).unwrap()
         };
         assert_eq!(
             key.verify(&sign(&claims)).unwrap_err(),

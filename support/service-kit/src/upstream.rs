@@ -27,7 +27,7 @@ use resilience::Replicas;
 
 use crate::config::Upstream;
 use crate::http::ApiError;
-use crate::metrics::{Dependency, Metrics, Outcome};
+use crate::metrics::{Metrics, Outcome, Recorder};
 use crate::telemetry::{self, HeaderInjector};
 
 /// How long a pooled connection may sit idle before it is dropped
@@ -73,7 +73,7 @@ pub struct ServiceClient {
     replicas: Replicas<Url>,
     http: reqwest::Client,
     timeout: Duration,
-    calls: Option<Dependency>,
+    calls: Option<Recorder>,
 }
 
 impl ServiceClient {
@@ -110,7 +110,7 @@ impl ServiceClient {
 
     /// Counts every call in `metrics`, as calls to this service over HTTP.
     pub fn with_metrics(mut self, metrics: &Metrics) -> Self {
-        self.calls = Some(metrics.dependency(self.name, "http"));
+        self.calls = Some(metrics.calls_to(self.name, "http"));
         self
     }
 

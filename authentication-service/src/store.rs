@@ -11,7 +11,7 @@ use proto::http::User;
 use resilience::Backoff;
 use service_kit::config::Url;
 use service_kit::health::ReadinessCheck;
-use service_kit::metrics::{Dependency, Metrics, Outcome, Reading};
+use service_kit::metrics::{Metrics, Outcome, Reading, Recorder};
 use service_kit::shutdown::CancellationToken;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
@@ -61,7 +61,7 @@ pub struct UserStore {
     /// 503 and is not ready.
     migrated: Arc<AtomicBool>,
     /// The user look-ups, counted as calls to PostgreSQL.
-    queries: Option<Dependency>,
+    queries: Option<Recorder>,
 }
 
 impl UserStore {
@@ -84,7 +84,7 @@ impl UserStore {
     /// Counts each look-up in `metrics`, and reports the pool's open and
     /// idle connections at each scrape.
     pub fn with_metrics(mut self, metrics: &Metrics) -> Self {
-        self.queries = Some(metrics.dependency("postgresql", "postgresql"));
+        self.queries = Some(metrics.calls_to("postgresql", "postgresql"));
         for state in ["open", "idle"] {
             let pool = self.pool.clone();
             metrics.register_reading(

@@ -11,7 +11,7 @@ use proto::grpc::{Log, LogRequest};
 use resilience::Replicas;
 use service_kit::config::Upstream;
 use service_kit::http::ApiError;
-use service_kit::metrics::{Dependency, Outcome};
+use service_kit::metrics::{Outcome, Recorder};
 use service_kit::{request_id, telemetry};
 use tonic::Code;
 use tonic::transport::{Channel, Endpoint};
@@ -21,13 +21,13 @@ use tracing::Instrument;
 pub struct GrpcLogger {
     replicas: Replicas<LogServiceClient<Channel>>,
     timeout: Duration,
-    calls: Dependency,
+    calls: Recorder,
 }
 
 impl GrpcLogger {
     /// The logger's replicas at `upstream`; each call is counted in
     /// `calls`.
-    pub fn new(upstream: &Upstream, timeout: Duration, calls: Dependency) -> Self {
+    pub fn new(upstream: &Upstream, timeout: Duration, calls: Recorder) -> Self {
         let replicas = Replicas::new(upstream.targets(), move |addr| {
             let channel = Endpoint::from_shared(format!("http://{addr}"))
                 .expect("a socket address makes a valid URI")

@@ -15,7 +15,7 @@ mod rpc_logger;
 use axum::extract::FromRef;
 use service_kit::health::{HttpCheck, TcpCheck};
 use service_kit::limit::PerClient;
-use service_kit::metrics::{Dependency, Reading};
+use service_kit::metrics::{Reading, Recorder};
 use service_kit::token::TokenKey;
 use service_kit::upstream::ServiceClient;
 use service_kit::{Bound, Service};
@@ -48,7 +48,7 @@ struct Shared {
     logger: ServiceClient,
     mail: ServiceClient,
     publisher: Arc<log_queue::Publisher>,
-    amqp_calls: Dependency,
+    amqp_calls: Recorder,
     rpc_logger: Arc<RpcLogger>,
     grpc_logger: GrpcLogger,
     token_key: TokenKey,
@@ -76,7 +76,7 @@ pub async fn service(config: Config) -> anyhow::Result<Bound> {
     let rpc_logger = Arc::new(RpcLogger::new(
         config.logger_rpc_addr.clone(),
         timeout,
-        metrics.dependency("logger-service", "tarpc"),
+        metrics.calls_to("logger-service", "tarpc"),
     ));
     let opened = |dependency, transport, count: Box<dyn Fn() -> u64 + Send + Sync>| {
         metrics.register_reading(
@@ -104,12 +104,12 @@ pub async fn service(config: Config) -> anyhow::Result<Bound> {
         mail: ServiceClient::new("mail-service", config.mail_url.clone(), timeout * 3)
             .with_metrics(metrics),
         publisher,
-        amqp_calls: metrics.dependency("rabbitmq", "amqp"),
+        amqp_calls: metrics.calls_to("rabbitmq", "amqp"),
         rpc_logger,
         grpc_logger: GrpcLogger::new(
             &config.logger_grpc_url,
             timeout,
-            metrics.dependency("logger-service", "grpc"),
+            metrics.calls_to("logger-service", "grpc"),
         ),
         token_key: config.security.token_key.clone(),
         trust_forwarded_for: config.security.trust_forwarded_for,

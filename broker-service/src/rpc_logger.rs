@@ -12,7 +12,7 @@ use proto::rpc::Json;
 use proto::rpc::{LogRpcError, LogServiceClient};
 use resilience::{Reconnecting, Replicas, Target};
 use service_kit::http::ApiError;
-use service_kit::metrics::{Dependency, Outcome};
+use service_kit::metrics::{Outcome, Recorder};
 use service_kit::request_id;
 use tarpc::client::{self, RpcError};
 use tarpc::context;
@@ -27,13 +27,13 @@ pub struct RpcLogger {
     /// Each replica's connection slot.
     replicas: Replicas<Arc<Reconnecting<LogServiceClient>>>,
     dials: AtomicU64,
-    calls: Dependency,
+    calls: Recorder,
 }
 
 impl RpcLogger {
     /// The logger's replicas at `targets`. Nothing is dialed until the
     /// first call; each call is counted in `calls`.
-    pub fn new(targets: Vec<Target>, timeout: Duration, calls: Dependency) -> Self {
+    pub fn new(targets: Vec<Target>, timeout: Duration, calls: Recorder) -> Self {
         Self {
             timeout,
             replicas: Replicas::new(targets, |_| Arc::new(Reconnecting::new())),

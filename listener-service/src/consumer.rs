@@ -32,7 +32,7 @@ use proto::amqp::{
 use proto::http::{LogPayload, REQUEST_ID_HEADER};
 use reqwest::StatusCode;
 use resilience::Backoff;
-use service_kit::metrics::{Outcome, Timed};
+use service_kit::metrics::{Outcome, Recorder};
 use service_kit::shutdown::CancellationToken;
 use service_kit::upstream::ServiceClient;
 use service_kit::{request_id, telemetry};
@@ -61,8 +61,8 @@ pub struct Consumer {
     pub shutdown_grace: Duration,
     pub metrics: Arc<Metrics>,
     /// Each event handled, counted as a request served over AMQP
-    /// (`Metrics::server("amqp", QUEUE)`).
-    pub served: Timed,
+    /// (`Metrics::requests_on("amqp", QUEUE)`).
+    pub served: Recorder,
 }
 
 impl Consumer {

@@ -41,7 +41,7 @@ pub async fn service_counted(config: Config) -> anyhow::Result<(Bound, Arc<Metri
         retry_backoff: config.retry_backoff,
         shutdown_grace: config.server.shutdown_grace,
         metrics: metrics.clone(),
-        served: service.metrics().server("amqp", proto::amqp::QUEUE),
+        served: service.metrics().requests_on("amqp", proto::amqp::QUEUE),
     });
     let bound = service
         .ready(Consuming(metrics.clone()))

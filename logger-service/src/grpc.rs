@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use proto::grpc::log_service_server::{LogService, LogServiceServer};
 use proto::grpc::{LogRequest, LogResponse};
-use service_kit::metrics::{Metrics, Outcome, Timed};
+use service_kit::metrics::{Metrics, Outcome, Recorder};
 use service_kit::shutdown::CancellationToken;
 use service_kit::{request_id, telemetry};
 use tokio::net::TcpListener;
@@ -45,7 +45,7 @@ impl From<StoreError> for Status {
 /// Answers `WriteLog` by storing the entry.
 struct GrpcLogService {
     store: LogStore,
-    served: Timed,
+    served: Recorder,
 }
 
 #[tonic::async_trait]
@@ -155,7 +155,7 @@ impl GrpcServer {
             .await;
         let logs = LogServiceServer::new(GrpcLogService {
             store: self.store,
-            served: self.metrics.server("grpc", "WriteLog"),
+            served: self.metrics.requests_on("grpc", "WriteLog"),
         })
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
         let server = tonic::transport::Server::builder()

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use proto::rpc::{LogRpcError, LogService};
-use service_kit::metrics::{Metrics, Outcome, Timed};
+use service_kit::metrics::{Metrics, Outcome, Recorder};
 use service_kit::shutdown::CancellationToken;
 use service_kit::{request_id, telemetry};
 use tarpc::serde_transport::Transport;
@@ -85,7 +85,7 @@ impl From<StoreError> for LogRpcError {
 #[derive(Clone)]
 struct RpcLogService {
     store: LogStore,
-    served: Timed,
+    served: Recorder,
 }
 
 impl LogService for RpcLogService {
@@ -145,7 +145,7 @@ impl RpcServer {
             incoming,
             service: RpcLogService {
                 store,
-                served: metrics.server("tarpc", "log_info"),
+                served: metrics.requests_on("tarpc", "log_info"),
             },
         })
     }

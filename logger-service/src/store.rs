@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use service_kit::config::Url;
 use service_kit::health::ReadinessCheck;
 use service_kit::metrics::prometheus_client::metrics::histogram::Histogram;
-use service_kit::metrics::{Dependency, Metrics, Outcome};
+use service_kit::metrics::{Metrics, Outcome, Recorder};
 use service_kit::shutdown::CancellationToken;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tracing::Instrument;
@@ -261,7 +261,7 @@ async fn write_batches(
 /// how many entries each carried.
 #[derive(Clone)]
 struct BatchMetrics {
-    inserts: Dependency,
+    inserts: Recorder,
     sizes: Histogram,
 }
 
@@ -274,7 +274,7 @@ impl BatchMetrics {
             sizes.clone(),
         );
         Self {
-            inserts: metrics.dependency("mongodb", "mongodb"),
+            inserts: metrics.calls_to("mongodb", "mongodb"),
             sizes,
         }
     }

@@ -36,7 +36,7 @@ use lettre::transport::smtp::extension::ClientId;
 use lettre::transport::smtp::response::Response;
 use service_kit::config::ExposeSecret as _;
 use service_kit::http::ApiError;
-use service_kit::metrics::{Dependency, Metrics, Outcome, Reading};
+use service_kit::metrics::{Metrics, Outcome, Reading, Recorder};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
@@ -114,7 +114,7 @@ struct Inner {
     slots: Semaphore,
     send_timeout: Duration,
     /// Each send, counted as a call to the SMTP server.
-    sends: Dependency,
+    sends: Recorder,
     /// Connections opened to the SMTP server.
     opened: AtomicU64,
 }
@@ -142,7 +142,7 @@ impl Mailer {
                 idle: Mutex::new(Vec::new()),
                 slots: Semaphore::new(MAX_CONNECTIONS),
                 send_timeout: config.send_timeout,
-                sends: metrics.dependency("smtp", "smtp"),
+                sends: metrics.calls_to("smtp", "smtp"),
                 opened: AtomicU64::new(0),
             }),
         };

@@ -11,7 +11,7 @@ use resilience::Replicas;
 
 use super::{ATTEMPTS, Reply, UpstreamError, client_builder, remaining};
 use crate::config::Upstream;
-use crate::metrics::{Dependency, Metrics, Outcome};
+use crate::metrics::{Metrics, Outcome, Recorder};
 use crate::telemetry::{self, HeaderInjector};
 
 #[derive(Clone)]
@@ -21,7 +21,7 @@ pub struct ServiceClient {
     replicas: Replicas<Url>,
     http: reqwest::Client,
     timeout: Duration,
-    calls: Option<Dependency>,
+    calls: Option<Recorder>,
 }
 
 impl ServiceClient {
@@ -58,7 +58,7 @@ impl ServiceClient {
 
     /// Counts every call in `metrics`, as calls to this service over HTTP.
     pub fn with_metrics(mut self, metrics: &Metrics) -> Self {
-        self.calls = Some(metrics.dependency(self.name, "http"));
+        self.calls = Some(metrics.calls_to(self.name, "http"));
         self
     }
 

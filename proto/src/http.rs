@@ -142,6 +142,12 @@ impl Transport {
     }
 }
 
+impl std::fmt::Display for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The body of the broker's `POST /handle`.
 ///
 /// `action` stays a string so that an unknown action gets the broker's own

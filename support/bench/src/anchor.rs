@@ -3,6 +3,7 @@
 //! tool (wrk) at the same concurrency (docs/bench/README.md, "Against the
 //! Go original").
 
+use proto::http::Transport;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -55,7 +56,7 @@ pub const ANCHORS: [Anchor; 8] = [
         target: 1.0,
     },
     Anchor {
-        path: Path::BrokerLog("rpc"),
+        path: Path::BrokerLog(Transport::Rpc),
         concurrency: 64,
         go_per_second: 1_369.0,
         go_figure: "1,369/s, p99 134 ms",
@@ -63,7 +64,7 @@ pub const ANCHORS: [Anchor; 8] = [
         target: 1.0,
     },
     Anchor {
-        path: Path::BrokerLog("grpc"),
+        path: Path::BrokerLog(Transport::Grpc),
         concurrency: 64,
         go_per_second: 1_366.0,
         go_figure: "1,366/s, p99 101 ms",
@@ -95,7 +96,7 @@ pub const ANCHORS: [Anchor; 8] = [
         target: 1.0,
     },
     Anchor {
-        path: Path::BrokerLog("amqp"),
+        path: Path::BrokerLog(Transport::Amqp),
         concurrency: 64,
         go_per_second: 939.0,
         go_figure: "939/s (no publisher confirms)",

@@ -17,6 +17,7 @@ mod spread;
 mod tools;
 mod tracing_cost;
 
+use proto::http::Transport;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -127,7 +128,7 @@ async fn measure(
     .await;
     // An amqp run leaves events queued; the next run starts only once the
     // listener has stored them all, and the time that took is reported.
-    let drain = if path == Path::BrokerLog("amqp") {
+    let drain = if path == Path::BrokerLog(Transport::Amqp) {
         Some(drain_queue(stored_before, started).await)
     } else {
         None
@@ -228,7 +229,7 @@ async fn bench(settings: &Settings, clients: Arc<Clients>) -> anyhow::Result<()>
         1,
         settings.warmup + Duration::from_secs(1),
         settings.duration,
-        Path::BrokerLog("rpc").request(clients.clone()),
+        Path::BrokerLog(Transport::Rpc).request(clients.clone()),
     )
     .await;
     let burst = auth_burst.await?;
@@ -350,7 +351,7 @@ async fn open_loop(settings: &Settings, clients: &Arc<Clients>, rows: &[Row]) ->
                 path.request(clients.clone()),
             )
             .await;
-            if path == Path::BrokerLog("amqp") {
+            if path == Path::BrokerLog(Transport::Amqp) {
                 drain_queue(stored_before, started).await;
             }
             if let Some(e) = &result.first_error {
@@ -399,7 +400,7 @@ async fn amqp_end_to_end(clients: &Arc<Clients>, samples: usize) -> anyhow::Resu
 
 async fn soak(settings: &Settings, clients: Arc<Clients>) -> anyhow::Result<()> {
     let mut runs = Vec::new();
-    for transport in ["rpc", "http", "grpc", "amqp"] {
+    for transport in Transport::ALL {
         eprintln!(
             "soak: log via {transport}, concurrency 64, {} s",
             settings.soak.as_secs()
@@ -414,7 +415,7 @@ async fn soak(settings: &Settings, clients: Arc<Clients>) -> anyhow::Result<()> 
         .await;
         // Drain what the listener has not stored yet before the next run
         // (bounded: the queue keeps the rest).
-        let drained = if transport == "amqp" {
+        let drained = if transport == Transport::Amqp {
             let before = listener_stored().await.unwrap_or(0);
             let started = Instant::now();
             let wait = drain_queue(before, started);

@@ -1,5 +1,6 @@
 //! The Markdown reports and the chart, written to `OUT_DIR`.
 
+use proto::http::Transport;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -257,9 +258,9 @@ fn targets(
 ) -> Vec<Target> {
     let mut targets = Vec::new();
     for (transport, direct) in [
-        ("rpc", Path::LoggerRpc),
-        ("http", Path::LoggerHttp),
-        ("grpc", Path::LoggerGrpc),
+        (Transport::Rpc, Path::LoggerRpc),
+        (Transport::Http, Path::LoggerHttp),
+        (Transport::Grpc, Path::LoggerGrpc),
     ] {
         if let (Some(via), Some(straight)) = (
             find(rows, Path::BrokerLog(transport), top),
@@ -302,7 +303,7 @@ fn targets(
             ));
         }
     }
-    if let Some(idle) = find(rows, Path::BrokerLog("rpc"), 1) {
+    if let Some(idle) = find(rows, Path::BrokerLog(Transport::Rpc), 1) {
         let (idle_p99, busy_p99) = (
             idle.quantile_ms(0.99),
             extra.log_during_auth.quantile_ms(0.99),
@@ -684,19 +685,19 @@ fn write_parts(md: &mut String, rows: &[Row], extra: &Extra) -> anyhow::Result<(
     let lines: [(&str, Option<f64>, &str, Option<f64>); 7] = [
         (
             "log via rpc",
-            p50(Path::BrokerLog("rpc")),
+            p50(Path::BrokerLog(Transport::Rpc)),
             "broker hop + logger tarpc",
             p50(Path::LoggerRpc),
         ),
         (
             "log via http",
-            p50(Path::BrokerLog("http")),
+            p50(Path::BrokerLog(Transport::Http)),
             "broker hop + logger HTTP",
             p50(Path::LoggerHttp),
         ),
         (
             "log via grpc",
-            p50(Path::BrokerLog("grpc")),
+            p50(Path::BrokerLog(Transport::Grpc)),
             "broker hop + logger gRPC",
             p50(Path::LoggerGrpc),
         ),
@@ -792,13 +793,13 @@ const BAR_COLOURS: [RGBColor; 5] = [
 /// per concurrency, drawn by plotters as `transports.svg`.
 fn write_chart(settings: &Settings, rows: &[Row]) -> anyhow::Result<()> {
     let groups: [(&str, Path); 7] = [
-        ("rpc via broker", Path::BrokerLog("rpc")),
+        ("rpc via broker", Path::BrokerLog(Transport::Rpc)),
         ("rpc direct", Path::LoggerRpc),
-        ("http via broker", Path::BrokerLog("http")),
+        ("http via broker", Path::BrokerLog(Transport::Http)),
         ("http direct", Path::LoggerHttp),
-        ("grpc via broker", Path::BrokerLog("grpc")),
+        ("grpc via broker", Path::BrokerLog(Transport::Grpc)),
         ("grpc direct", Path::LoggerGrpc),
-        ("amqp via broker", Path::BrokerLog("amqp")),
+        ("amqp via broker", Path::BrokerLog(Transport::Amqp)),
     ];
     let concurrency = &settings.concurrency;
     let max = rows
@@ -990,7 +991,10 @@ fn write_open_chart(settings: &Settings, open: &[Open]) -> anyhow::Result<()> {
 
 type Series = BTreeMap<String, (Usage, Vec<Sample>)>;
 
-pub fn write_soak(settings: &Settings, runs: &[(&str, LoadResult, Series)]) -> anyhow::Result<()> {
+pub fn write_soak(
+    settings: &Settings,
+    runs: &[(Transport, LoadResult, Series)],
+) -> anyhow::Result<()> {
     let mut md = String::new();
     writeln!(
         md,
@@ -1145,9 +1149,9 @@ mod tests {
     #[test]
     fn the_log_targets_are_met_from_80_percent_of_the_logger_direct() {
         let rows = [
-            row(Path::BrokerLog("rpc"), 64, 800),
+            row(Path::BrokerLog(Transport::Rpc), 64, 800),
             row(Path::LoggerRpc, 64, 1000),
-            row(Path::BrokerLog("http"), 64, 790),
+            row(Path::BrokerLog(Transport::Http), 64, 790),
             row(Path::LoggerHttp, 64, 1000),
         ];
         let rendered: Vec<String> = targets(64, &rows, &nothing_else(), 1.0, 20.0)
@@ -1193,13 +1197,13 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let concurrency = vec![1, 16, 64];
         let paths = [
-            Path::BrokerLog("rpc"),
+            Path::BrokerLog(Transport::Rpc),
             Path::LoggerRpc,
-            Path::BrokerLog("http"),
+            Path::BrokerLog(Transport::Http),
             Path::LoggerHttp,
-            Path::BrokerLog("grpc"),
+            Path::BrokerLog(Transport::Grpc),
             Path::LoggerGrpc,
-            Path::BrokerLog("amqp"),
+            Path::BrokerLog(Transport::Amqp),
         ];
         let mut rows = Vec::new();
         for (i, path) in paths.into_iter().enumerate() {

@@ -10,6 +10,7 @@ use futures::future::BoxFuture;
 use mongodb::bson::{Document, doc};
 use proto::grpc::log_service_client::LogServiceClient as GrpcClient;
 use proto::grpc::{Log, LogRequest};
+use proto::http::Transport;
 use proto::rpc::LogServiceClient as RpcClient;
 use serde_json::{Value, json};
 use tarpc::tokio_serde::formats::Json;
@@ -147,7 +148,7 @@ impl Clients {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Path {
     BrokerHit,
-    BrokerLog(&'static str),
+    BrokerLog(Transport),
     BrokerAuth,
     BrokerMail,
     AuthDirect,
@@ -161,10 +162,10 @@ pub enum Path {
 impl Path {
     pub const THROUGH_BROKER: [Path; 7] = [
         Path::BrokerHit,
-        Path::BrokerLog("rpc"),
-        Path::BrokerLog("http"),
-        Path::BrokerLog("grpc"),
-        Path::BrokerLog("amqp"),
+        Path::BrokerLog(Transport::Rpc),
+        Path::BrokerLog(Transport::Http),
+        Path::BrokerLog(Transport::Grpc),
+        Path::BrokerLog(Transport::Amqp),
         Path::BrokerAuth,
         Path::BrokerMail,
     ];
@@ -197,7 +198,7 @@ impl Path {
     pub fn broker_request(self, n: u64) -> Option<(&'static str, Option<Value>)> {
         let body = match self {
             Path::BrokerHit => return Some(("/", None)),
-            Path::BrokerLog(transport) => json!({"action": "log", "transport": transport,
+            Path::BrokerLog(transport) => json!({"action": "log", "transport": transport.as_str(),
                 "log": {"name": "bench", "data": format!("entry {n} via {transport}")}}),
             Path::BrokerAuth => {
                 json!({"action": "auth", "auth": {"email": "admin@example.com", "password": "verysecret"}})

@@ -9,6 +9,7 @@
 //! broker and the listener are started again as they were. Writes
 //! `spread.md`.
 
+use proto::http::Transport;
 use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::os::unix::process::CommandExt as _;
@@ -27,11 +28,11 @@ use crate::{Settings, drain_queue, listener_stored, report};
 /// Each log path, and the logger's series for the calls it makes: the
 /// broker's tarpc, gRPC and HTTP calls, and the listener's HTTP calls for
 /// the events the broker publishes.
-const TRANSPORTS: [(&str, (&str, &str)); 4] = [
-    ("rpc", ("tarpc", "log_info")),
-    ("grpc", ("grpc", "WriteLog")),
-    ("http", ("http", "/log")),
-    ("amqp", ("http", "/log")),
+const TRANSPORTS: [(Transport, (&str, &str)); 4] = [
+    (Transport::Rpc, ("tarpc", "log_info")),
+    (Transport::Grpc, ("grpc", "WriteLog")),
+    (Transport::Http, ("http", "/log")),
+    (Transport::Amqp, ("http", "/log")),
 ];
 
 pub struct Spread {
@@ -40,7 +41,7 @@ pub struct Spread {
 }
 
 struct Row {
-    transport: &'static str,
+    transport: Transport,
     one: LoadResult,
     two: LoadResult,
     /// Calls each of the two replicas served during the two-replica run.
@@ -257,7 +258,7 @@ fn mean_batch(counts: &[Counts]) -> f64 {
 async fn run(
     settings: &Settings,
     concurrency: usize,
-    transport: &'static str,
+    transport: Transport,
 ) -> anyhow::Result<LoadResult> {
     let clients = Clients::connect(Endpoints::default()).await?;
     let stored_before = listener_stored().await.unwrap_or(0);
@@ -269,7 +270,7 @@ async fn run(
         Path::BrokerLog(transport).request(Arc::clone(&clients)),
     )
     .await;
-    if transport == "amqp" {
+    if transport == Transport::Amqp {
         drain_queue(stored_before, started).await;
     }
     if let Some(e) = &result.first_error {

@@ -6,6 +6,7 @@
 //! receiver of the bench's own that only counts them, so the figures are
 //! the services' cost, not a backend's. Writes `tracing.md`.
 
+use proto::http::Transport;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -96,10 +97,10 @@ fn configs() -> Vec<Config> {
 
 const PATHS: [Path; 5] = [
     Path::BrokerHit,
-    Path::BrokerLog("rpc"),
-    Path::BrokerLog("http"),
-    Path::BrokerLog("grpc"),
-    Path::BrokerLog("amqp"),
+    Path::BrokerLog(Transport::Rpc),
+    Path::BrokerLog(Transport::Http),
+    Path::BrokerLog(Transport::Grpc),
+    Path::BrokerLog(Transport::Amqp),
 ];
 
 /// Rounds: the configurations are measured in turn this many times

@@ -73,22 +73,48 @@ impl<T: Clone> Reconnecting<T> {
 mod tests {
     use super::*;
 
+    /// A dial that makes `value`.
+    fn dial(value: u32) -> impl FnOnce() -> std::future::Ready<Result<u32, ()>> {
+        move || std::future::ready(Ok(value))
+    }
+
     #[tokio::test]
-    async fn dials_once_then_again_only_after_the_live_connection_is_forgotten() {
+    async fn a_live_connection_is_handed_out_again_without_a_dial() {
         let slot = Reconnecting::<u32>::new();
-        let dial = |value| move || async move { Ok::<_, ()>(value) };
-        let (first, a) = slot.get(|_| true, dial(1)).await.unwrap();
-        let (again, b) = slot.get(|_| true, dial(2)).await.unwrap();
-        assert_eq!((first, a, again, b), (0, 1, 0, 1));
+        let (number, connection) = slot.get(|_| true, dial(1)).await.unwrap();
+        let again = slot.get(|_| true, dial(2)).await.unwrap();
+        assert_eq!(
+            again,
+            (number, connection),
+            "the same connection, not a new dial"
+        );
+    }
 
-        // A stale caller forgetting an old number changes nothing.
-        let (second, c) = slot.get(|v| *v != 1, dial(3)).await.unwrap();
-        assert_eq!((second, c), (1, 3));
-        assert_eq!(slot.forget(first).await, None);
-        assert_eq!(slot.get(|_| true, dial(4)).await.unwrap(), (1, 3));
+    #[tokio::test]
+    async fn a_connection_that_fails_the_check_is_replaced_under_a_new_number() {
+        let slot = Reconnecting::<u32>::new();
+        let (first, _) = slot.get(|_| true, dial(1)).await.unwrap();
+        let (second, connection) = slot.get(|c| *c != 1, dial(3)).await.unwrap();
+        assert_eq!(connection, 3, "dialed again");
+        assert_eq!(second, first + 1);
+    }
 
-        assert_eq!(slot.forget(second).await, Some(3));
-        assert_eq!(slot.get(|_| true, dial(5)).await.unwrap(), (2, 5));
+    #[tokio::test]
+    async fn forgetting_a_number_that_is_no_longer_live_changes_nothing() {
+        let slot = Reconnecting::<u32>::new();
+        let (stale, _) = slot.get(|_| true, dial(1)).await.unwrap();
+        let live = slot.get(|c| *c != 1, dial(3)).await.unwrap();
+        assert_eq!(slot.forget(stale).await, None);
+        assert_eq!(slot.get(|_| true, dial(4)).await.unwrap(), live);
+    }
+
+    #[tokio::test]
+    async fn forgetting_the_live_connection_hands_it_back_and_the_next_get_dials() {
+        let slot = Reconnecting::<u32>::new();
+        let (number, _) = slot.get(|_| true, dial(1)).await.unwrap();
+        assert_eq!(slot.forget(number).await, Some(1));
+        let (next, connection) = slot.get(|_| true, dial(5)).await.unwrap();
+        assert_eq!((next, connection), (number + 1, 5));
     }
 
     #[tokio::test]

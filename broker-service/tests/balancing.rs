@@ -3,6 +3,7 @@
 //! the listener's HTTP calls (the AMQP path) are each spread over both
 //! (docs/contracts.md §3, "Balancing").
 
+use service_kit::metrics::scrape::{self, Scrape};
 use std::time::Duration;
 
 use futures::future::join_all;
@@ -28,11 +29,7 @@ async fn served(logger: &TestApp, (transport, route): (&str, &str)) -> u64 {
         .text()
         .await
         .unwrap();
-    let series = format!("server_requests_total{{transport=\"{transport}\",route=\"{route}\",");
-    text.lines()
-        .filter(|line| line.starts_with(&series))
-        .map(|line| line.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
-        .sum()
+    Scrape::new(text).sum(&scrape::served_any(transport, route)) as u64
 }
 
 /// Each replica's share of `counts` lies between 0.6 and 1.4 times its

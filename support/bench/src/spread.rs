@@ -10,6 +10,7 @@
 //! `spread.md`.
 
 use proto::http::Transport;
+use service_kit::metrics::scrape::{self, Scrape};
 use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::os::unix::process::CommandExt as _;
@@ -221,23 +222,11 @@ async fn counts(logger_http: u16, (transport, route): (&str, &str)) -> anyhow::R
         .error_for_status()?
         .text()
         .await?;
-    let sum = |prefix: &str| -> anyhow::Result<f64> {
-        text.lines()
-            .filter(|line| line.starts_with(prefix))
-            .map(|line| {
-                line.rsplit(' ')
-                    .next()
-                    .and_then(|v| v.parse::<f64>().ok())
-                    .with_context(|| format!("a metric line: {line}"))
-            })
-            .sum()
-    };
+    let scrape = Scrape::new(text);
     Ok(Counts {
-        served: sum(&format!(
-            "server_requests_total{{transport=\"{transport}\",route=\"{route}\","
-        ))? as u64,
-        entries: sum("logger_batch_entries_sum ")?,
-        batches: sum("logger_batch_entries_count ")?,
+        served: scrape.sum(&scrape::served_any(transport, route)) as u64,
+        entries: scrape.sum("logger_batch_entries_sum "),
+        batches: scrape.sum("logger_batch_entries_count "),
     })
 }
 

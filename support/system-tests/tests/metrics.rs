@@ -3,6 +3,7 @@
 //! exactly the number of requests that should have moved it, on the
 //! service that answered them, and no other.
 
+use service_kit::metrics::scrape::{Scrape, called, served};
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -29,21 +30,7 @@ async fn scrape(app: &TestApp) -> String {
 /// The value of one series (`name{labels}` exactly as written), 0 when it
 /// is not there yet.
 fn value(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .map_or(0.0, |v| v.trim().parse().expect("a number"))
-}
-
-fn served(transport: &str, route: &str, outcome: &str) -> String {
-    format!(
-        r#"server_requests_total{{transport="{transport}",route="{route}",outcome="{outcome}"}}"#
-    )
-}
-
-fn called(dependency: &str, transport: &str, outcome: &str) -> String {
-    format!(
-        r#"dependency_requests_total{{dependency="{dependency}",transport="{transport}",outcome="{outcome}"}}"#
-    )
+    Scrape::new(text).value(series).unwrap_or(0.0)
 }
 
 /// How far each of `series` moved on `app` since `before`.

@@ -28,6 +28,7 @@ pub use prometheus_client;
 
 mod readings;
 mod route;
+pub mod scrape;
 mod timings;
 
 pub use readings::Reading;

@@ -71,6 +71,13 @@ impl Passwords {
         })
     }
 
+    /// The hash a login is checked against: the user's, or the dummy hash
+    /// of the same cost when there is no user, so that an unknown email
+    /// runs the same bcrypt as a wrong password.
+    fn checked_against<'a>(&'a self, hash: Option<&'a str>) -> &'a str {
+        hash.unwrap_or(&self.dummy_hash)
+    }
+
     /// Checks `password` against `hash`, or against the dummy hash when
     /// there is no user, on the blocking pool so a burst of logins never
     /// stalls other requests. Always `false` for the dummy.
@@ -86,7 +93,7 @@ impl Passwords {
             .map_err(|_| PasswordError::Busy)?
             .expect("the bcrypt semaphore is never closed");
         let is_dummy = hash.is_none();
-        let hash = hash.unwrap_or(&self.dummy_hash).to_owned();
+        let hash = self.checked_against(hash).to_owned();
         let password = password.to_owned();
         // In a trace, the hash check as a span of its own: it is most of a
         // login's time.
@@ -137,7 +144,35 @@ fn run_in_background_priority() {
 
 #[cfg(test)]
 mod tests {
-    use super::BCRYPT_COST;
+    use super::*;
+
+    /// The cost a bcrypt hash was made with (`$2b$<cost>$...`).
+    fn cost(hash: &str) -> u32 {
+        hash[4..6].parse().unwrap()
+    }
+
+    fn limits() -> BcryptLimits {
+        BcryptLimits {
+            threads: 1,
+            queue_timeout: std::time::Duration::from_secs(2),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unknown_user_is_checked_with_a_hash_of_the_same_cost() {
+        let passwords = Passwords::new(limits()).await.unwrap();
+        let dummy = passwords.checked_against(None);
+        assert_eq!(cost(dummy), BCRYPT_COST, "{dummy}");
+        let user = bcrypt::hash("rightpassword", BCRYPT_COST).unwrap();
+        assert_eq!(passwords.checked_against(Some(&user)), user);
+    }
+
+    #[tokio::test]
+    async fn the_dummy_hash_never_lets_anyone_in() {
+        let passwords = Passwords::new(limits()).await.unwrap();
+        let password = "no user has this password";
+        assert!(!passwords.verify(password, None).await.unwrap());
+    }
 
     /// The seed migration's hash is `$2b$<cost>$...` and is `verysecret`'s.
     #[test]
@@ -145,7 +180,7 @@ mod tests {
         let seed = include_str!("../migrations/0002_seed_admin.sql");
         let start = seed.find("'$2b$").expect("the seed carries a bcrypt hash") + 1;
         let hash = &seed[start..start + 60];
-        assert_eq!(hash[4..6].parse::<u32>().unwrap(), BCRYPT_COST, "{hash}");
+        assert_eq!(cost(hash), BCRYPT_COST, "{hash}");
         assert!(bcrypt::verify("verysecret", hash).unwrap());
     }
 }

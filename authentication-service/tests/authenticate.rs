@@ -98,31 +98,6 @@ async fn wrong_password_unknown_user_and_inactive_user_get_the_same_401() {
 }
 
 #[tokio::test]
-async fn an_unknown_user_costs_about_as_much_time_as_a_wrong_password() {
-    let auth = spawn_auth().await;
-    let timed = |body: Value| {
-        let auth = &auth;
-        async move {
-            let mut best = Duration::MAX;
-            for _ in 0..3 {
-                let started = Instant::now();
-                let (status, _) = login(auth, body.clone()).await;
-                assert_eq!(status, StatusCode::UNAUTHORIZED);
-                best = best.min(started.elapsed());
-            }
-            best
-        }
-    };
-    let wrong_password = timed(json!({"email": "admin@example.com", "password": "wrong"})).await;
-    let unknown_user = timed(json!({"email": "nobody@example.com", "password": "wrong"})).await;
-    // Without the dummy hash an unknown user answers some 50x faster.
-    assert!(
-        unknown_user * 3 >= wrong_password,
-        "unknown user {unknown_user:?} vs wrong password {wrong_password:?}"
-    );
-}
-
-#[tokio::test]
 async fn a_password_over_72_bytes_is_a_400() {
     let auth = spawn_auth().await;
     let (status, body) = login(

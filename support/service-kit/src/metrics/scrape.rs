@@ -73,7 +73,10 @@ mod tests {
         log.record(Outcome::ClientError, Duration::from_millis(1));
         let scrape = Scrape::new(metrics.render());
         assert_eq!(scrape.value(&served("http", "/log", "ok")), Some(2.0));
-        assert_eq!(scrape.value(&served("http", "/log", "server_error")), Some(0.0));
+        assert_eq!(
+            scrape.value(&served("http", "/log", "server_error")),
+            Some(0.0)
+        );
         assert_eq!(scrape.value(&served("grpc", "WriteLog", "ok")), None);
         assert_eq!(scrape.sum(&served_any("http", "/log")), 3.0);
         assert_eq!(scrape.sum(&served_any("tarpc", "log_info")), 0.0);

@@ -8,31 +8,32 @@
 //! [`OPERATION_TIMEOUT`], so a MongoDB outage is a prompt
 //! [`StoreError::Unavailable`], never a hang.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
-use chrono::{SecondsFormat, Utc};
 use futures::TryStreamExt;
 use futures::future::BoxFuture;
-use mongodb::bson::oid::ObjectId;
 use mongodb::bson::{DateTime, doc};
 use mongodb::error::ErrorKind;
 use mongodb::options::{ClientOptions, ReturnDocument};
-use mongodb::results::InsertManyResult;
 use mongodb::{Client, Collection, IndexModel};
 use proto::http::{LogEntry, MAX_PAGE_LIMIT, MAX_PAGE_SKIP, Page};
 use resilience::Backoff;
-use serde::{Deserialize, Serialize};
 use service_kit::config::Url;
 use service_kit::health::ReadinessCheck;
-use service_kit::metrics::prometheus_client::metrics::histogram::Histogram;
-use service_kit::metrics::{Metrics, Outcome, Recorder};
+use service_kit::metrics::Metrics;
 use service_kit::shutdown::CancellationToken;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
 use crate::newest::{self, NewestTimes};
+
+mod batch;
+mod entry;
+
+use batch::{BatchMetrics, MAX_BATCH, PendingWrite, Stored, write_batches};
+pub use entry::NewLog;
+use entry::{LogDocument, parse_id};
 
 /// The collection every entry lives in.
 pub const COLLECTION: &str = "logs";
@@ -83,82 +84,6 @@ impl From<mongodb::error::Error> for StoreError {
     }
 }
 
-/// A log entry that passed validation, ready to be stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewLog {
-    id: Option<ObjectId>,
-    name: String,
-    data: String,
-}
-
-impl NewLog {
-    /// `name` must be non-blank and at most [`proto::MAX_LOG_NAME_BYTES`] bytes;
-    /// `data` at most [`proto::MAX_LOG_DATA_BYTES`] bytes (it may be empty). Both
-    /// are stored as given.
-    pub fn new(name: String, data: String) -> Result<Self, StoreError> {
-        proto::check_log_entry(&name, &data).map_err(StoreError::InvalidArgument)?;
-        Ok(Self {
-            id: None,
-            name,
-            data,
-        })
-    }
-
-    /// The entry's id as the caller gave it (24 hex digits); none or empty:
-    /// the store makes one. An entry written twice with the same id is
-    /// stored once.
-    pub fn with_id(mut self, id: Option<&str>) -> Result<Self, StoreError> {
-        self.id = match id {
-            None | Some("") => None,
-            Some(id) => Some(parse_id(id)?),
-        };
-        Ok(self)
-    }
-
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-}
-
-/// An entry as stored in MongoDB.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct LogDocument {
-    #[serde(rename = "_id")]
-    id: ObjectId,
-    name: String,
-    #[serde(default)]
-    data: String,
-    created_at: DateTime,
-    updated_at: DateTime,
-}
-
-impl From<LogDocument> for LogEntry {
-    fn from(doc: LogDocument) -> Self {
-        LogEntry {
-            id: doc.id.to_hex(),
-            name: doc.name,
-            data: doc.data,
-            created_at: rfc3339(doc.created_at),
-            updated_at: rfc3339(doc.updated_at),
-        }
-    }
-}
-
-/// RFC 3339 in UTC with milliseconds, e.g. `2024-05-01T12:00:00.123Z`.
-fn rfc3339(time: DateTime) -> String {
-    chrono::DateTime::<Utc>::from_timestamp_millis(time.timestamp_millis())
-        .unwrap_or_default()
-        .to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
-/// An entry id by the one rule of docs/contracts.md §4
-/// ([`proto::check_entry_id`]).
-fn parse_id(id: &str) -> Result<ObjectId, StoreError> {
-    proto::check_entry_id(id).map_err(StoreError::InvalidArgument)?;
-    ObjectId::parse_str(id)
-        .map_err(|e| StoreError::Internal(anyhow::Error::new(e).context("a checked id")))
-}
-
 /// The log collection, shared by every transport. Cheap to clone: clones
 /// share one MongoDB client and its connection pool.
 #[derive(Clone)]
@@ -167,161 +92,6 @@ pub struct LogStore {
     logs: Collection<LogDocument>,
     newest: NewestTimes,
     writes: mpsc::Sender<PendingWrite>,
-}
-
-/// Entries one `insert_many` may carry.
-const MAX_BATCH: usize = 256;
-/// Batches in flight at once.
-const WRITERS: usize = 4;
-
-/// An entry waiting to be stored, and who to tell once it is.
-struct PendingWrite {
-    doc: LogDocument,
-    stored: oneshot::Sender<Result<Stored, BatchFailure>>,
-}
-
-/// How an entry came to be in the collection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stored {
-    /// Written now.
-    New,
-    /// An entry with its id was already there (a retried write).
-    AlreadyThere,
-}
-
-/// MongoDB's code for a duplicate key.
-const DUPLICATE_KEY: i32 = 11000;
-
-/// Why a batch was not stored, shareable by all its callers.
-#[derive(Debug, Clone)]
-enum BatchFailure {
-    Unavailable(String),
-    Internal(String),
-}
-
-impl From<BatchFailure> for StoreError {
-    fn from(failure: BatchFailure) -> Self {
-        match failure {
-            BatchFailure::Unavailable(m) => StoreError::Unavailable(m),
-            BatchFailure::Internal(m) => StoreError::Internal(anyhow::anyhow!(m)),
-        }
-    }
-}
-
-/// Coalesces concurrent writes: whatever entries are waiting when a writer
-/// is free go to MongoDB in one `insert_many`, and each caller is answered
-/// only once its batch is stored. Under light load a batch is one entry, so
-/// nothing waits for company; under heavy load one round trip stores many.
-/// The creation times of the new entries are noted in `newest`.
-async fn write_batches(
-    logs: Collection<LogDocument>,
-    newest: NewestTimes,
-    mut pending: mpsc::Receiver<PendingWrite>,
-    observed: BatchMetrics,
-) {
-    let writers = Arc::new(Semaphore::new(WRITERS));
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    loop {
-        let Ok(writer) = writers.clone().acquire_owned().await else {
-            return;
-        };
-        if pending.recv_many(&mut batch, MAX_BATCH).await == 0 {
-            return;
-        }
-        let writes: Vec<PendingWrite> = std::mem::take(&mut batch);
-        let (logs, newest, observed) = (logs.clone(), newest.clone(), observed.clone());
-        tokio::spawn(async move {
-            let docs: Vec<&LogDocument> = writes.iter().map(|w| &w.doc).collect();
-            observed.sizes.observe(writes.len() as f64);
-            let started = Instant::now();
-            let result = within_limit(logs.insert_many(docs).ordered(false)).await;
-            let outcome = match &result {
-                Ok(Ok(_)) => Outcome::Ok,
-                _ => Outcome::ServerError,
-            };
-            observed.inserts.record(outcome, started.elapsed());
-            let outcomes = outcomes(writes.len(), result);
-            if writes.len() > 1 {
-                tracing::debug!(entries = writes.len(), "batch stored");
-            }
-            let mut created = Vec::new();
-            for (write, outcome) in writes.into_iter().zip(outcomes) {
-                if matches!(outcome, Ok(Stored::New)) {
-                    created.push(write.doc.created_at);
-                }
-                let _ = write.stored.send(outcome);
-            }
-            newest.record(&created);
-            drop(writer);
-        });
-    }
-}
-
-/// What the writer counts: each `insert_many` as a call to MongoDB, and
-/// how many entries each carried.
-#[derive(Clone)]
-struct BatchMetrics {
-    inserts: Recorder,
-    sizes: Histogram,
-}
-
-impl BatchMetrics {
-    fn new(metrics: &Metrics) -> Self {
-        let sizes = Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]);
-        metrics.register(
-            "logger_batch_entries",
-            "Entries each insert_many carried (writes are coalesced).",
-            sizes.clone(),
-        );
-        Self {
-            inserts: metrics.calls_to("mongodb", "mongodb"),
-            sizes,
-        }
-    }
-}
-
-/// Each entry's outcome of one unordered `insert_many` of `count` entries:
-/// every entry MongoDB did not report stored; one it refused as a duplicate
-/// key was stored before; one it refused otherwise, or all of them when the
-/// whole call failed, is not (and may be written again: its id keeps that
-/// from doubling it).
-fn outcomes(
-    count: usize,
-    result: Result<mongodb::error::Result<InsertManyResult>, StoreError>,
-) -> Vec<Result<Stored, BatchFailure>> {
-    let all_failed = |e: StoreError| {
-        let failure = match e {
-            StoreError::Unavailable(m) => BatchFailure::Unavailable(m),
-            other => BatchFailure::Internal(format!("{other:#}")),
-        };
-        vec![Err(failure); count]
-    };
-    let error = match result {
-        Ok(Ok(_)) => return vec![Ok(Stored::New); count],
-        Ok(Err(error)) => error,
-        Err(timeout) => return all_failed(timeout),
-    };
-    let ErrorKind::InsertMany(failure) = &*error.kind else {
-        return all_failed(StoreError::from(error));
-    };
-    let mut outcomes = vec![Ok(Stored::New); count];
-    if let Some(concern) = &failure.write_concern_error {
-        let failure = BatchFailure::Internal(format!("write concern: {}", concern.message));
-        outcomes.fill(Err(failure));
-    }
-    for write in failure.write_errors.iter().flatten() {
-        if let Some(outcome) = outcomes.get_mut(write.index) {
-            *outcome = if write.code == DUPLICATE_KEY {
-                Ok(Stored::AlreadyThere)
-            } else {
-                Err(BatchFailure::Internal(format!(
-                    "MongoDB refused the entry ({}): {}",
-                    write.code, write.message
-                )))
-            };
-        }
-    }
-    outcomes
 }
 
 /// The driver's options: `url`'s, with this service's name, its timeouts
@@ -597,25 +367,6 @@ impl ReadinessCheck for MongoCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proto::{MAX_LOG_DATA_BYTES, MAX_LOG_NAME_BYTES};
-
-    fn invalid(name: &str, data: &str) -> bool {
-        matches!(
-            NewLog::new(name.into(), data.into()),
-            Err(StoreError::InvalidArgument(_))
-        )
-    }
-
-    #[test]
-    fn names_must_be_present_and_bounded() {
-        assert!(invalid("", "x"));
-        assert!(invalid(" \t\n", "x"));
-        assert!(invalid(&"n".repeat(MAX_LOG_NAME_BYTES + 1), "x"));
-        // Bytes, not characters: 129 two-byte characters are 258 bytes.
-        assert!(invalid(&"é".repeat(129), "x"));
-        assert!(!invalid(&"n".repeat(MAX_LOG_NAME_BYTES), "x"));
-        assert!(!invalid(" event ", ""));
-    }
 
     #[tokio::test]
     async fn idle_connections_are_dropped_after_a_minute_unless_the_url_says() {
@@ -626,27 +377,5 @@ mod tests {
         let set = Url::parse("mongodb://127.0.0.1:27017/?maxIdleTimeMS=700").unwrap();
         let set = client_options(&set).await.unwrap();
         assert_eq!(set.max_idle_time, Some(Duration::from_millis(700)));
-    }
-
-    #[test]
-    fn data_is_bounded() {
-        assert!(invalid("event", &"d".repeat(MAX_LOG_DATA_BYTES + 1)));
-        assert!(!invalid("event", &"d".repeat(MAX_LOG_DATA_BYTES)));
-    }
-
-    #[test]
-    fn ids_are_hex_object_ids() {
-        assert!(matches!(
-            parse_id("nope"),
-            Err(StoreError::InvalidArgument(_))
-        ));
-        let oid = ObjectId::new();
-        assert_eq!(parse_id(&oid.to_hex()).unwrap(), oid);
-    }
-
-    #[test]
-    fn times_are_rfc3339_utc() {
-        let time = DateTime::from_millis(1_714_564_800_123);
-        assert_eq!(rfc3339(time), "2024-05-01T12:00:00.123Z");
     }
 }

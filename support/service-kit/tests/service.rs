@@ -405,3 +405,27 @@ async fn a_request_that_never_finishes_does_not_hold_shutdown_past_the_grace_per
         "it waited for the grace period first ({took:?})"
     );
 }
+
+#[tokio::test]
+async fn a_request_over_the_request_timeout_gets_a_504_envelope() {
+    let mut config = server(Duration::from_secs(2));
+    config.request_timeout = Duration::from_millis(300);
+    let bound = Service::new("test-service", &config)
+        .routes(echo())
+        .bind()
+        .await
+        .unwrap();
+    let (_shutdown, addr, _running) = start(bound);
+    let mut stream = half_sent_request(addr, "never sent in full").await;
+
+    let mut response = String::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut response))
+        .await
+        .expect("the stalled request is cut off")
+        .unwrap();
+    assert!(response.starts_with("HTTP/1.1 504"), "{response}");
+    assert!(
+        response.ends_with(r#"{"error":true,"message":"request took longer than 300 ms"}"#),
+        "{response}"
+    );
+}

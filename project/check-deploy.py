@@ -444,7 +444,7 @@ def check_origins(compose_env, swarm_env):
     """docs/security.md's table of the browser origins each service allows
     in each deployment agrees with what runs: the code's default
     (PAGE_ORIGINS in service-kit's origins.rs) natively, the services that
-    opt in (HttpServer::with_origins), and the values in compose, Swarm,
+    opt in (`Service::origins`), and the values in compose, Swarm,
     .env.example and the Kubernetes ConfigMaps."""
     where = "docs/security.md"
     source = (ROOT / "support" / "service-kit" / "src" / "origins.rs").read_text()
@@ -471,7 +471,7 @@ def check_origins(compose_env, swarm_env):
         if cells is None or len(cells) != 3:
             problem(where, f"the origins table needs a row for {name}: natively, compose and Swarm, Kubernetes")
             continue
-        opts_in = any("with_origins(" in p.read_text() for p in (ROOT / name / "src").glob("*.rs"))
+        opts_in = any(re.search(r"\.origins\(", p.read_text()) for p in (ROOT / name / "src").glob("*.rs"))
         running = {
             "natively": page_origins if opts_in else set(),
             "in compose": origins_of(default_of(compose_env.get(name, {}).get("CORS_ORIGINS", "")) or ""),
@@ -486,7 +486,7 @@ def check_origins(compose_env, swarm_env):
                 problem(where, f"{name} allows {sorted(origins) or 'no origin'} {deployment}, "
                                f"the table says {sorted(documented[deployment]) or 'none'}")
         if not opts_in and any(running.values()):
-            problem(name, "sets CORS_ORIGINS but its server allows no origin (no with_origins)")
+            problem(name, "sets CORS_ORIGINS but its server allows no origin (no Service::origins)")
 
 
 def main():

@@ -10,9 +10,9 @@
 //! browser's and passes. The allowed origins also get CORS grants, so the
 //! test page can read the answers.
 //!
-//! Safe by default: every [`crate::http::HttpServer`] refuses every browser
-//! origin unless its service names the ones it allows
-//! (`HttpServer::with_origins`). Only the broker and the front-end do, with
+//! Safe by default: every service ([`crate::Service`]) refuses every
+//! browser origin unless it names the ones it allows
+//! ([`crate::Service::origins`]). Only the broker and the front-end do, with
 //! the pages of [`PAGE_ORIGINS`] or `CORS_ORIGINS`.
 
 use std::sync::Arc;

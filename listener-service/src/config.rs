@@ -35,7 +35,6 @@ pub fn amqp_url(env: &Env) -> Result<Url, ConfigError> {
 
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let env = &env.with_secret_files(SECRETS)?;
         let prefetch: u16 = env.parse("PREFETCH", "32")?;
         if prefetch == 0 {
             return Err(ConfigError {

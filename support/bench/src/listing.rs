@@ -120,12 +120,7 @@ pub fn write(settings: &Settings, listing: &Listing) -> anyhow::Result<()> {
         listing.fill.as_secs_f64(),
         listing.entries as f64 / listing.fill.as_secs_f64()
     )?;
-    let run_note = format!(
-        "Each listing run: {:.0} s warm-up, then {:.0} s measured",
-        settings.warmup.as_secs_f64(),
-        settings.duration.as_secs_f64()
-    );
-    md.push_str(&report::machine(&run_note));
+    md.push_str(&report::machine_for_runs(settings, "Each listing run"));
     writeln!(
         md,
         "\n| request | while | requests | p50 ms | p99 ms | max ms | errors |\n|---|---|---:|---:|---:|---:|---:|"

@@ -38,6 +38,16 @@ pub struct Open {
     pub result: LoadResult,
 }
 
+/// The machine note of a report whose runs are `what` (e.g. "Each run"):
+/// the settings' warm-up and measured time.
+pub fn machine_for_runs(settings: &Settings, what: &str) -> String {
+    machine(&format!(
+        "{what}: {:.0} s warm-up (not measured), then {:.0} s measured",
+        settings.warmup.as_secs_f64(),
+        settings.duration.as_secs_f64()
+    ))
+}
+
 pub fn machine(runs: &str) -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -421,12 +431,7 @@ pub fn write_bench(settings: &Settings, rows: &[Row], extra: &Extra) -> anyhow::
         md,
         "# Benchmark report\n\nWritten by `make bench`; do not edit by hand (the analysis is in [README.md](README.md)).\n"
     )?;
-    let run_note = format!(
-        "Each run: {:.0} s warm-up (not measured), then {:.0} s measured",
-        settings.warmup.as_secs_f64(),
-        settings.duration.as_secs_f64()
-    );
-    md.push_str(&machine(&run_note));
+    md.push_str(&machine_for_runs(settings, "Each run"));
     writeln!(
         md,
         "\n![Log writes per second by transport and concurrency](transports.svg)\n"

@@ -403,12 +403,7 @@ pub fn write(settings: &Settings, spread: &Spread) -> anyhow::Result<()> {
         "# Two logger replicas\n\nWritten by `make bench` (alone: `make bench-spread`). Each log path through the broker at concurrency {}, first with the native stack's one logger, then with a second logger process beside it (the same binary and settings on other ports) and the broker and the listener started with both addresses in `LOGGER_URL`, `LOGGER_RPC_ADDR` and `LOGGER_GRPC_URL` (docs/deploy.md, \"Balancing\"). The share is each replica's own count of the calls (`server_requests_total` of the route: tarpc `log_info`, gRPC `WriteLog`, HTTP `/log`, which the listener calls for the AMQP path); entries per insert is the loggers' `logger_batch_entries` (sum over count) during the run. Both replicas share the machine's two cores and one MongoDB, so no speed-up is expected: the table shows the spread and what balancing costs.\n",
         spread.concurrency
     )?;
-    let run_note = format!(
-        "Each run: {:.0} s warm-up, then {:.0} s measured",
-        settings.warmup.as_secs_f64(),
-        settings.duration.as_secs_f64()
-    );
-    md.push_str(&report::machine(&run_note));
+    md.push_str(&report::machine_for_runs(settings, "Each run"));
     writeln!(
         md,
         "\n| log via | one replica: requests/s | p99 ms | entries per insert | two replicas: requests/s | p99 ms | entries per insert | change | replica 1 | replica 2 | replica 1's share | errors |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"

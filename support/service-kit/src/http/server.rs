@@ -124,11 +124,15 @@ pub struct HttpServer {
 
 impl HttpServer {
     /// Binds `config.http_addr`; `routes` are served wrapped in
-    /// [`with_conventions`].
+    /// [`with_conventions`]: answering browsers from `origins` only
+    /// ([`crate::origins`]; none when it is empty), counting requests into
+    /// `metrics`, which `GET /metrics` serves.
     pub async fn bind(
         service: &'static str,
         config: &crate::config::ServerConfig,
         routes: Router,
+        origins: crate::origins::Origins,
+        metrics: Metrics,
     ) -> anyhow::Result<Self> {
         use anyhow::Context;
         let listener = TcpListener::bind(config.http_addr)
@@ -139,28 +143,11 @@ impl HttpServer {
             listener,
             router: routes,
             request_timeout: config.request_timeout,
-            origins: crate::origins::Origins::none(),
-            metrics: Metrics::new(),
+            origins,
+            metrics,
             grace: config.shutdown_grace,
             limits: config.limits,
         })
-    }
-
-    /// Answers browsers from `origins` ([`crate::origins`]); without this
-    /// call a server answers no browser at all. A request from any other
-    /// origin is a 403 before any route runs, and the allowed ones get CORS
-    /// grants, preflights included. Applied outside every route and
-    /// fallback, so an `OPTIONS` preflight never reaches the 405 fallback.
-    pub fn with_origins(mut self, origins: crate::origins::Origins) -> Self {
-        self.origins = origins;
-        self
-    }
-
-    /// Counts requests into `metrics` and serves them on `GET /metrics`
-    /// (without it, into a set of its own).
-    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
-        self.metrics = metrics;
-        self
     }
 
     /// The bound port (the real one when port 0 was asked for).

@@ -80,7 +80,10 @@ impl Service {
     }
 
     /// The web pages whose browsers may call this service; without this
-    /// call none may ([`crate::origins`]).
+    /// call none may ([`crate::origins`]). A request from any other origin
+    /// is a 403 before any route runs, and the allowed ones get CORS grants,
+    /// preflights included (outside every route and fallback, so a
+    /// preflight never reaches the 405 fallback).
     pub fn origins(mut self, origins: Origins) -> Self {
         self.origins = origins;
         self
@@ -152,10 +155,14 @@ impl Service {
     /// Binds the HTTP listener (port 0 picks a free port).
     pub async fn bind(mut self) -> anyhow::Result<Bound> {
         let routes = self.routes.merge(health::routes(self.readiness));
-        let http = HttpServer::bind(self.name, &self.server, routes)
-            .await?
-            .with_origins(self.origins)
-            .with_metrics(self.metrics.clone());
+        let http = HttpServer::bind(
+            self.name,
+            &self.server,
+            routes,
+            self.origins,
+            self.metrics.clone(),
+        )
+        .await?;
         let port = http.port();
         self.parts
             .insert(0, Part::new("http", Kind::Server, |stop| http.run(stop)));
@@ -183,10 +190,6 @@ pub struct Bound {
 }
 
 impl Bound {
-    pub fn name(&self) -> &'static str {
-        self.name
-    }
-
     /// The HTTP port (the real one when port 0 was asked for).
     pub fn port(&self) -> u16 {
         self.port

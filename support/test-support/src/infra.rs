@@ -11,13 +11,29 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 use sqlx::Connection;
 
-/// A local port that was free a moment ago.
+/// Where [`free_port`] looks: below the kernel's ephemeral range (32768 and
+/// up on Linux), so neither an outbound connection's local port nor another
+/// test's `bind(0)` can take a port between the moment it is chosen and the
+/// moment a service binds it; and below RabbitMQ's 15672 and MongoDB's 27017.
+const TEST_PORTS: std::ops::Range<u32> = 10_000..15_600;
+
+/// A local port that was free a moment ago, outside the ephemeral range.
+/// Each call starts from its own place in [`TEST_PORTS`] (process id, time
+/// and a counter), so tests that run at once pick different ports.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind a free port")
-        .local_addr()
-        .unwrap()
-        .port()
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let span = TEST_PORTS.end - TEST_PORTS.start;
+    let seed = std::process::id().wrapping_mul(7919)
+        ^ SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+    let start = seed.wrapping_add(NEXT.fetch_add(97, Ordering::Relaxed));
+    (0..span)
+        .map(|step| TEST_PORTS.start + (start.wrapping_add(step) % span))
+        .map(|port| u16::try_from(port).expect("a port"))
+        .find(|port| TcpListener::bind(("127.0.0.1", *port)).is_ok())
+        .expect("a free port below the ephemeral range")
 }
 
 /// The workspace root (tests run with the crate directory as cwd).

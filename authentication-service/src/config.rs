@@ -30,6 +30,13 @@ pub struct Config {
     pub seed_admin: bool,
 }
 
+/// What `<binary> healthcheck` asks (service_kit::service::healthcheck).
+impl AsRef<ServerConfig> for Config {
+    fn as_ref(&self) -> &ServerConfig {
+        &self.server
+    }
+}
+
 /// The settings that may carry a secret, and so may come from a file
 /// (`DATABASE_URL_FILE`; `TOKEN_KEY_FILE` is read with the key).
 pub const SECRETS: &[&str] = &["DATABASE_URL"];

@@ -33,6 +33,13 @@ pub struct Config {
     pub security: Security,
 }
 
+/// What `<binary> healthcheck` asks (service_kit::service::healthcheck).
+impl AsRef<ServerConfig> for Config {
+    fn as_ref(&self) -> &ServerConfig {
+        &self.server
+    }
+}
+
 /// What the broker checks before it acts (docs/security.md).
 #[derive(Debug, Clone)]
 pub struct Security {

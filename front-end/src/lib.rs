@@ -40,6 +40,13 @@ pub struct Config {
     pub origins: Origins,
 }
 
+/// What `<binary> healthcheck` asks (service_kit::service::healthcheck).
+impl AsRef<ServerConfig> for Config {
+    fn as_ref(&self) -> &ServerConfig {
+        &self.server
+    }
+}
+
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {

@@ -22,6 +22,13 @@ pub struct Config {
     pub logger_timeout: Duration,
 }
 
+/// What `<binary> healthcheck` asks (service_kit::service::healthcheck).
+impl AsRef<ServerConfig> for Config {
+    fn as_ref(&self) -> &ServerConfig {
+        &self.server
+    }
+}
+
 /// The settings that may carry a secret, and so may come from a file
 /// (`AMQP_URL_FILE`).
 pub const SECRETS: &[&str] = &["AMQP_URL"];

@@ -23,6 +23,13 @@ pub struct Config {
     pub token_key: TokenKey,
 }
 
+/// What `<binary> healthcheck` asks (service_kit::service::healthcheck).
+impl AsRef<ServerConfig> for Config {
+    fn as_ref(&self) -> &ServerConfig {
+        &self.server
+    }
+}
+
 /// The settings that may carry a secret, and so may come from a file
 /// (`MONGO_URL_FILE`; `TOKEN_KEY_FILE` is read with the key).
 pub const SECRETS: &[&str] = &["MONGO_URL"];

@@ -50,6 +50,13 @@ pub struct Config {
     pub send_timeout: Duration,
 }
 
+/// What `<binary> healthcheck` asks (service_kit::service::healthcheck).
+impl AsRef<ServerConfig> for Config {
+    fn as_ref(&self) -> &ServerConfig {
+        &self.server
+    }
+}
+
 /// The settings that may carry a secret, and so may come from a file
 /// (`MAIL_USERNAME_FILE`, `MAIL_PASSWORD_FILE`).
 pub const SECRETS: &[&str] = &["MAIL_USERNAME", "MAIL_PASSWORD"];

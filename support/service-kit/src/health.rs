@@ -99,11 +99,14 @@ impl Report {
     }
 }
 
-/// The routes `/healthz`, `/ping` and `/readyz`.
+/// The liveness probe's path (also what `<binary> healthcheck` asks).
+pub const LIVENESS: &str = "/healthz";
+
 /// The probes' paths: liveness, its alias, readiness. Their requests are
 /// logged at debug level (`crate::http::conventions`).
-pub const PROBES: [&str; 3] = ["/healthz", "/ping", "/readyz"];
+pub const PROBES: [&str; 3] = [LIVENESS, "/ping", "/readyz"];
 
+/// The routes `/healthz`, `/ping` and `/readyz`.
 pub fn routes(readiness: Readiness) -> Router {
     let [healthz, ping, readyz] = PROBES;
     Router::new()

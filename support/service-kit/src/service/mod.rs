@@ -24,6 +24,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod healthcheck;
 mod start;
 pub mod supervisor;
 

@@ -4,8 +4,8 @@ use std::future::Future;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use super::Bound;
-use crate::config::{ConfigError, Env};
+use super::{Bound, healthcheck};
+use crate::config::{ConfigError, Env, ServerConfig};
 use crate::shutdown;
 use crate::telemetry::{self, LogFormat};
 
@@ -18,14 +18,31 @@ const TRACE_FLUSH_LIMIT: Duration = Duration::from_secs(2);
 ///
 /// Exit codes: 0 after a clean shutdown, 2 for invalid configuration, 1 when
 /// the service failed ([`super::supervisor::supervise`]).
+///
+/// `<binary> healthcheck [PATH]` loads the same configuration and, instead
+/// of serving, asks the server it describes for `/healthz` (or PATH)
+/// ([`healthcheck`]): the container images' health check.
 pub fn main<C, Fut>(
     service: &'static str,
     load: impl FnOnce(&Env) -> Result<C, ConfigError>,
     build: impl FnOnce(C) -> Fut,
 ) -> ExitCode
 where
+    C: AsRef<ServerConfig>,
     Fut: Future<Output = anyhow::Result<Bound>>,
 {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some(healthcheck::ARGUMENT) {
+        return match load(&Env::from_process()) {
+            Ok(config) => {
+                healthcheck::run(service, config.as_ref(), args.get(1).map(String::as_str))
+            }
+            Err(e) => {
+                eprintln!("{service} healthcheck: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

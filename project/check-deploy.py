@@ -96,6 +96,16 @@ def default_of(value):
     return None if "${" in value else value
 
 
+def binary_health(test, name):
+    """The path a service's own health check asks (`<binary> healthcheck
+    [PATH]`, /healthz without one), or None for any other test."""
+    test = list(test) if isinstance(test, list) else str(test).split()
+    binary = f"/usr/local/bin/{name}"
+    if test[:3] == ["CMD", binary, "healthcheck"] and len(test) <= 4:
+        return test[3] if len(test) == 4 else "/healthz"
+    return None
+
+
 def health_url(test):
     text = " ".join(test) if isinstance(test, list) else str(test)
     m = re.search(r"http://127\.0\.0\.1(?::(\d+))?(/\S*)", text)
@@ -111,7 +121,10 @@ def check_dockerfile(name, ports):
         problem(where, "missing")
         return
     text = path.read_text()
-    runtime = text.split("FROM debian:", 1)[-1]
+    base = "FROM gcr.io/distroless/cc-debian12:nonroot"
+    if base not in text:
+        problem(where, f"the runtime stage must be {base} (no shell: docs/deploy.md, Images)")
+    runtime = text.split(base, 1)[-1]
     for kind, port in ports.items():
         var = PORT_VARS[kind]
         if not re.search(rf"\b{var}=0\.0\.0\.0:{port}\b", runtime):
@@ -120,8 +133,8 @@ def check_dockerfile(name, ports):
     exposed = set(map(int, expose.group(1).split())) if expose else set()
     if exposed != set(ports.values()):
         problem(where, f"EXPOSE {sorted(exposed)} is not the ports {sorted(ports.values())}")
-    if f"http://127.0.0.1:{ports['http']}/healthz" not in runtime:
-        problem(where, f"HEALTHCHECK must hit http://127.0.0.1:{ports['http']}/healthz")
+    if f'CMD ["/usr/local/bin/{name}", "healthcheck"]' not in runtime:
+        problem(where, f"HEALTHCHECK must be the binary's own: CMD [\"/usr/local/bin/{name}\", \"healthcheck\"]")
     if f"/src/target/release/{name} " not in runtime:
         problem(where, f"the runtime stage must copy the {name} binary")
     if not re.search(r"^USER 10001", runtime, re.M):
@@ -155,9 +168,11 @@ def check_compose_like(label, doc, is_swarm):
             # Swarm replaces an unhealthy task: liveness, or a dependency's
             # outage would have every task that needs it restarted.
             path = "/healthz" if is_swarm else "/readyz"
-            url = health_url(svc.get("healthcheck", {}).get("test", []))
-            if url != (ports["http"], path):
-                problem(where, f"healthcheck must hit http://127.0.0.1:{ports['http']}{path}, not {url}")
+            test = svc.get("healthcheck", {}).get("test", [])
+            asked = binary_health(test, name)
+            if asked != path:
+                problem(where, f"healthcheck must be [CMD, /usr/local/bin/{name}, healthcheck"
+                        + ("" if path == "/healthz" else f", {path}") + f"], not {test}")
             if not str(svc.get("image", "")).endswith(f"/{name}:${{TAG:-latest}}"):
                 problem(where, f"image must be ${{IMAGE_PREFIX:-microservices}}/{name}:${{TAG:-latest}}")
             if svc.get("ports"):

@@ -59,7 +59,7 @@ no_secret_exposed() {
   [ -z "$leaks" ] || die "$label: a password is in the configuration of $leaks"
   for id in $ids; do
     docker inspect --format '{{.Config.Image}}' "$id" | grep -qE '/(broker|authentication|logger|mail|listener)-service:|/front-end:' || continue
-    if docker exec "$id" cat /proc/1/environ | tr '\0' '\n' | grep -qF "${needles[@]}"; then
+    if proc_read "$id" environ | tr '\0' '\n' | grep -qF "${needles[@]}"; then
       die "$label: a password is in the environment of $(docker inspect --format '{{.Name}}' "$id")'s process"
     fi
   done
@@ -117,17 +117,33 @@ least_privilege() {
   out=$(rabbitmqctl list_user_permissions microservices | cut -f1 | tr '\n' ' ')
   [ "$out" = "microservices " ] || die "$label: RabbitMQ's user microservices has rights on the vhosts $out"
 
-  # The services' secrets hold no administrator's password.
+  no_admin_password "$label" "$env_file" "$ids"
+  say "$label: each service on its own database user, none with more rights than it needs"
+}
+
+# no_admin_password LABEL ENV_FILE CONTAINER_IDS: no service's secrets hold
+# a password of a database's administrator.
+no_admin_password() {
+  local label=$1 env_file=$2 ids=$3 admins=() key id
   for key in POSTGRES_PASSWORD MONGO_PASSWORD RABBITMQ_PASSWORD; do
     admins+=(-e "$(env_value "$env_file" "$key")")
   done
   for id in $ids; do
     docker inspect --format '{{.Config.Image}}' "$id" | grep -qE '/(broker|authentication|logger|mail|listener)-service:|/front-end:' || continue
-    if docker exec "$id" sh -c 'cat /run/secrets/* 2>/dev/null' | grep -qF "${admins[@]}"; then
+    if proc_read "$id" 'root/run/secrets/*' 2>/dev/null | grep -qF "${admins[@]}"; then
       die "$label: $(docker inspect --format '{{.Name}}' "$id") holds an administrator's password"
     fi
   done
-  say "$label: each service on its own database user, none with more rights than it needs"
+}
+
+# proc_read CONTAINER FILE: FILE (a path under /proc/<pid>/, a glob allowed)
+# of the container's main process, read where that PID means that process:
+# on this machine, or inside the Swarm node DOCKER_NODE names. The service
+# images have no shell or cat to read it from inside.
+proc_read() {
+  local pid
+  pid=$(docker inspect --format '{{.State.Pid}}' "$1")
+  ${DOCKER_NODE:+on_node "$DOCKER_NODE"} sh -c "cat /proc/$pid/$2"
 }
 
 # first_deploy LABEL TARGET ENV_FILE WAIT WHAT: `make TARGET` on a machine
@@ -143,16 +159,19 @@ first_deploy() {
   timing "$what" "$(since "$started")"
 }
 
-# cross_site_refused LABEL CONTAINER: from inside CONTAINER (the broker's,
-# which reaches all six services by name), a page on another site posting a
-# form (text/plain, no preflight) to each service's main route: every one
-# answers 403 in the envelope (docs/security.md).
+# cross_site_refused LABEL CONTAINER: from CONTAINER's network (the
+# broker's, which reaches all six services by name; curl runs in the
+# toolbox image TOOLBOX beside it, since the service images have none), a
+# page on another site posting a form (text/plain, no preflight) to each
+# service's main route: every one answers 403 in the envelope
+# (docs/security.md).
+TOOLBOX=${TOOLBOX:-microservices-test/toolbox}
 cross_site_refused() {
   local label=$1 container=$2 target answer
   say "$label: a cross-site form post is a 403 on every service"
   for target in broker-service:8080/handle authentication-service:8082/authenticate \
     logger-service:8083/log mail-service:8084/send listener-service:8085/ front-end:8081/; do
-    answer=$(docker exec "$container" curl -s --max-time 5 -w ' %{http_code}' -X POST "http://$target" \
+    answer=$(docker run --rm --network "container:$container" "$TOOLBOX" curl -s --max-time 5 -w ' %{http_code}' -X POST "http://$target" \
       -H 'Origin: http://evil.example' -H 'Content-Type: text/plain' \
       -d '{"from":"a@evil.example","to":"victim@example.com","subject":"s","message":"m"}')
     case $answer in
@@ -171,3 +190,33 @@ deployed_browser_test() {
   SYSTEM_URL=$url MAIL_UI_URL=http://localhost:8025 \
     cargo test --quiet -p system-tests --test deployed -- --ignored
 }
+
+# --- the three Swarm nodes (nodes.sh) ---------------------------------------
+# Each node is a Docker engine in a container of this machine's engine.
+NODES=(node-1 node-2 node-3)
+NODE_IMAGE=microservices-test/node
+NODES_GATEWAY=172.30.0.1
+HOST_DOCKER_HOST=${HOST_DOCKER_HOST:-${DOCKER_HOST:-unix:///var/run/docker.sock}}
+
+# host_docker ARGS...: the docker CLI against this machine's engine (which
+# builds the images and hosts the nodes), whatever DOCKER_HOST says.
+host_docker() { DOCKER_HOST=$HOST_DOCKER_HOST docker "$@"; }
+node_container() { echo "swarm-$1"; }
+node_addr() { echo "172.30.0.1${1#node-}"; }
+# on_node NODE COMMAND...: COMMAND run on NODE (inside its container: its
+# docker CLI, its PIDs, its tools: curl, nsenter).
+on_node() {
+  local node=$1
+  shift
+  host_docker exec -i "$(node_container "$node")" "$@"
+}
+# node_socket NODE: where NODE's engine answers on this machine.
+node_socket() { echo "unix://$DOCKER_RUN_DIR/nodes/$1/docker.sock"; }
+# node_docker NODE ARGS...: the docker CLI against NODE's engine.
+node_docker() {
+  local node=$1
+  shift
+  DOCKER_HOST=$(node_socket "$node") docker "$@"
+}
+# manager ARGS...: the docker CLI against the manager, node-1.
+manager() { node_docker node-1 "$@"; }

@@ -292,9 +292,9 @@ cat "$load_dir"/stored-* | tee -a "$DOCKER_RUN_DIR/timings.txt"
 wait_converged 120
 
 say "swarm: an update to an image whose health check fails rolls back"
-# The broker listening on another port: it runs, but /healthz and /readyz on
-# 8080 never answer.
-printf 'FROM %s\nENV HTTP_ADDR=0.0.0.0:8090\n' "$prefix/broker-service:update-test" |
+# The broker admitting no connection (MAX_CONNECTIONS=0 closes each one it
+# accepts): it runs, but its health check never gets an answer.
+printf 'FROM %s\nENV MAX_CONNECTIONS=0\n' "$prefix/broker-service:update-test" |
   docker build -q -t "$prefix/broker-service:unhealthy-test" - >/dev/null
 started=$(date +%s)
 docker service update --detach --no-resolve-image --image "$prefix/broker-service:unhealthy-test" "${stack}_broker-service" >/dev/null

@@ -39,17 +39,38 @@ project/native/infra.sh browser
 trap 'project/docker/engine.sh stop' EXIT
 : >"$DOCKER_RUN_DIR/timings.txt"
 
-# check_image NAME: runs as a non-root user, and its health check's program
-# is in the image.
+# check_image NAME: runs as a non-root user and has a health check whose
+# program the image contains. A service image (its health check is its own
+# binary: `<binary> healthcheck`) also has no shell and is at most
+# MAX_SERVICE_IMAGE_MB (docs/deploy.md, "Images").
+MAX_SERVICE_IMAGE_MB=40
 check_image() {
-  local image=$prefix/$1:${TAG:-latest} user program
+  local image=$prefix/$1:${TAG:-latest} user program entry out bytes
   user=$(docker image inspect --format '{{.Config.User}}' "$image")
   [[ -n $user && ! $user =~ ^(0|root)(:|$) ]] || die "$image runs as root (USER '$user')"
   program=$(docker image inspect --format '{{with .Config.Healthcheck}}{{index .Test 1}}{{end}}' "$image")
   [ -n "$program" ] || die "$image has no health check"
-  docker run --rm --read-only --entrypoint /bin/sh "$image" -c "command -v $program" >/dev/null \
-    || die "$image: its health check runs $program, which the image does not contain"
-  printf '  %-45s user %-12s health check: %s\n' "$image" "$user" "$program"
+  entry=$(docker image inspect --format '{{with .Config.Entrypoint}}{{index . 0}}{{end}}' "$image")
+  if [ "$program" != "$entry" ]; then
+    docker run --rm --read-only --entrypoint /bin/sh "$image" -c "command -v $program" >/dev/null \
+      || die "$image: its health check runs $program, which the image does not contain"
+    printf '  %-45s user %-12s health check: %s\n' "$image" "$user" "$program"
+    return
+  fi
+  # Alone, with no server to ask (and none of the service's settings), the
+  # binary's health check runs and fails with its own words.
+  if out=$(docker run --rm --read-only --entrypoint "$program" "$image" healthcheck 2>&1); then
+    die "$image: its health check passed with no service running"
+  fi
+  [[ $out == *"$1 healthcheck: "* ]] || die "$image: its health check $program healthcheck did not run: $out"
+  if docker run --rm --read-only --entrypoint /bin/sh "$image" -c true >/dev/null 2>&1; then
+    die "$image has a shell"
+  fi
+  bytes=$(docker image inspect --format '{{.Size}}' "$image")
+  [ "$bytes" -le $((MAX_SERVICE_IMAGE_MB * 1000 * 1000)) ] \
+    || die "$image is $((bytes / 1000 / 1000)) MB, over $MAX_SERVICE_IMAGE_MB MB"
+  printf '  %-45s user %-12s health check: %s healthcheck, no shell, %s MB\n' \
+    "$image" "$user" "$program" "$((bytes / 1000 / 1000))"
 }
 
 build_images() {
@@ -60,7 +81,8 @@ build_images() {
   started=$(date +%s)
   make --no-print-directory build-images
   timing "make build-images (seven images)" "$(since "$started")"
-  say "images: non-root, with a health check they can run"
+  docker build -q -t microservices-test/toolbox -f project/docker/toolbox.dockerfile project/docker >/dev/null
+  say "images: non-root, with a health check they can run; the services' without a shell, at most $MAX_SERVICE_IMAGE_MB MB"
   for image in "${images[@]}"; do
     check_image "$image"
   done

@@ -15,6 +15,8 @@
 #
 #   debian:bookworm-slim       debootstrap --variant=minbase bookworm
 #   rust:1.95.0-bookworm       that base, gcc, and the host's Rust toolchain
+#   gcr.io/distroless/cc-debian12:nonroot
+#                              that base's C runtime, no shell (distroless-cc.dockerfile)
 #   postgres:17-bookworm       Debian postgresql-15          (postgres.dockerfile)
 #   mongo:7.0                  secantusdb from PyPI          (mongo.dockerfile)
 #   rabbitmq:3.13-management   Debian rabbitmq-server        (rabbitmq.dockerfile)
@@ -46,6 +48,7 @@ export DOCKER_BUILDKIT=1
 IMAGES=(
   debian:bookworm-slim
   rust:1.95.0-bookworm
+  gcr.io/distroless/cc-debian12:nonroot
   postgres:17-bookworm
   mongo:7.0
   rabbitmq:3.13-management
@@ -140,6 +143,7 @@ build() {
   case $1 in
     debian:bookworm-slim) build_debian ;;
     rust:1.95.0-bookworm) build_rust ;;
+    gcr.io/distroless/cc-debian12:nonroot) build_dockerfile "$1" distroless-cc.dockerfile ;;
     postgres:17-bookworm) build_dockerfile "$1" postgres.dockerfile ;;
     mongo:7.0) build_dockerfile "$1" mongo.dockerfile ;;
     rabbitmq:3.13-management) build_dockerfile "$1" rabbitmq.dockerfile ;;

@@ -46,7 +46,7 @@ COMPOSE = $(DOCKER_BUILD) IMAGE_PREFIX=$(IMAGE_PREFIX) TAG=$(TAG) SECRETS_DIR=$(
 
 deploy_dockerfile = $(if $(filter caddy,$1),project/caddy.dockerfile,$1/$1.dockerfile)
 
-.PHONY: deploy-help stand-ins deploy-secrets up up-build up-observability down build-images push-images \
+.PHONY: deploy-help stand-ins deploy-secrets up up-build up-observability down build-images registry registry-stop push-images \
 	$(DEPLOY_BUILD_TARGETS) swarm-deploy swarm-observability swarm-rm k8s-secrets k8s-apply k8s-delete lint-deploy test-docker test-compose test-swarm
 
 deploy-help:
@@ -92,6 +92,12 @@ $(DEPLOY_BUILD_TARGETS): build-%: stand-ins
 	$(DOCKER_BUILD) docker build -f $(call deploy_dockerfile,$*) -t $(IMAGE_PREFIX)/$*:$(TAG) .
 
 build-images: $(DEPLOY_BUILD_TARGETS) ## build the six service images and Caddy's (build-<service> builds one)
+
+registry: ## a local image registry on localhost:5000 (Debian's docker-registry, run natively): IMAGE_PREFIX=localhost:5000/microservices make build-images push-images
+	@project/registry.sh start
+
+registry-stop: ## stop the registry that `make registry` started
+	@project/registry.sh stop
 
 push-images: ## push the images to the registry named by IMAGE_PREFIX
 	@set -e; for image in $(DEPLOY_IMAGES); do docker push $(IMAGE_PREFIX)/$$image:$(TAG); done

@@ -9,7 +9,9 @@
 #    same files compose mounts), so the passwords and the connection URLs
 #    always agree. Existing secrets are left alone: Docker secrets are
 #    immutable (see docs/deploy.md for rotation).
-# 3. Runs `docker stack deploy` with the settings in the environment, which
+# 3. Labels a single-node swarm's node for the three databases (on more
+#    nodes, fails unless each label is on a node: docs/deploy.md).
+# 4. Runs `docker stack deploy` with the settings in the environment, which
 #    swarm.yml interpolates (user names, mail settings, IMAGE_PREFIX, TAG).
 #    SWARM_FILES names more stack files laid over swarm.yml (the tests'
 #    project/docker/swarm-test.yml); SWARM_DEPLOY_FLAGS adds flags to the
@@ -46,6 +48,21 @@ trap 'rm -rf "$secrets"' EXIT
 project/deploy-secrets.sh "$env_file" "$secrets"
 for name in postgres_password database_url mongo_password mongo_url rabbitmq_config rabbitmq_definitions amqp_url mail_password token_key; do
   secret "$name"
+done
+
+# The databases run on the node that carries their label (swarm.yml): a
+# swarm of one node gets the three labels here; on more nodes each label
+# must be on the node that keeps that database's volume.
+nodes=$(docker node ls -q)
+labels=$(xargs docker node inspect --format '{{range $k, $v := .Spec.Labels}}{{$k}}={{$v}} {{end}}' <<<"$nodes")
+for label in postgres mongo rabbitmq; do
+  grep -qw -- "$label=true" <<<"$labels" && continue
+  if [ "$(wc -l <<<"$nodes")" -eq 1 ]; then
+    docker node update --label-add "$label=true" "$nodes" >/dev/null
+    echo "node label $label=true: added to this swarm's one node"
+  else
+    die "no node has the label $label=true, which places the stack's $label: docker node update --label-add $label=true NODE (the node that keeps its volume; docs/deploy.md)"
+  fi
 done
 
 files=(-c project/swarm.yml)

@@ -48,7 +48,7 @@ mk() { make --no-print-directory "$@"; }
 # from files; the databases' own entrypoints, as upstream's, hand theirs to
 # the server they start, so those are checked in `docker inspect` only).
 no_secret_exposed() {
-  local label=$1 env_file=$2 ids=$3 needles=() key value id leaks
+  local label=$1 env_file=$2 ids=$3 needles=() key value id leaks environ
   for key in POSTGRES_PASSWORD MONGO_PASSWORD RABBITMQ_PASSWORD AUTH_DB_PASSWORD LOGGER_DB_PASSWORD AMQP_PASSWORD; do
     value=$(env_value "$env_file" "$key")
     [ -n "$value" ] && needles+=(-e "$value")
@@ -59,7 +59,9 @@ no_secret_exposed() {
   [ -z "$leaks" ] || die "$label: a password is in the configuration of $leaks"
   for id in $ids; do
     docker inspect --format '{{.Config.Image}}' "$id" | grep -qE '/(broker|authentication|logger|mail|listener)-service:|/front-end:' || continue
-    if proc_read "$id" environ | tr '\0' '\n' | grep -qF "${needles[@]}"; then
+    environ=$(proc_read "$id" environ | tr '\0' '\n')
+    [ -n "$environ" ] || die "$label: could not read the environment of $(docker inspect --format '{{.Name}}' "$id")'s process"
+    if grep -qF "${needles[@]}" <<<"$environ"; then
       die "$label: a password is in the environment of $(docker inspect --format '{{.Name}}' "$id")'s process"
     fi
   done
@@ -124,26 +126,30 @@ least_privilege() {
 # no_admin_password LABEL ENV_FILE CONTAINER_IDS: no service's secrets hold
 # a password of a database's administrator.
 no_admin_password() {
-  local label=$1 env_file=$2 ids=$3 admins=() key id
+  local label=$1 env_file=$2 ids=$3 admins=() key id secrets
   for key in POSTGRES_PASSWORD MONGO_PASSWORD RABBITMQ_PASSWORD; do
     admins+=(-e "$(env_value "$env_file" "$key")")
   done
   for id in $ids; do
     docker inspect --format '{{.Config.Image}}' "$id" | grep -qE '/(broker|authentication|logger|mail|listener)-service:|/front-end:' || continue
-    if proc_read "$id" 'root/run/secrets/*' 2>/dev/null | grep -qF "${admins[@]}"; then
+    # Only a service that names a secret file has secrets; those must be
+    # read (a read that fails is a failed check, not a clean one).
+    docker inspect --format '{{range .Config.Env}}{{println .}}{{end}}' "$id" | grep -q '_FILE=/run/secrets/' || continue
+    secrets=$(proc_read "$id" 'root/run/secrets/*') ||
+      die "$label: could not read the secrets of $(docker inspect --format '{{.Name}}' "$id")"
+    if grep -qF "${admins[@]}" <<<"$secrets"; then
       die "$label: $(docker inspect --format '{{.Name}}' "$id") holds an administrator's password"
     fi
   done
 }
 
 # proc_read CONTAINER FILE: FILE (a path under /proc/<pid>/, a glob allowed)
-# of the container's main process, read where that PID means that process:
-# on this machine, or inside the Swarm node DOCKER_NODE names. The service
+# of the container's main process, read from this machine: the service
 # images have no shell or cat to read it from inside.
 proc_read() {
   local pid
   pid=$(docker inspect --format '{{.State.Pid}}' "$1")
-  ${DOCKER_NODE:+on_node "$DOCKER_NODE"} sh -c "cat /proc/$pid/$2"
+  sh -c "cat /proc/$pid/$2"
 }
 
 # first_deploy LABEL TARGET ENV_FILE WAIT WHAT: `make TARGET` on a machine
@@ -191,32 +197,3 @@ deployed_browser_test() {
     cargo test --quiet -p system-tests --test deployed -- --ignored
 }
 
-# --- the three Swarm nodes (nodes.sh) ---------------------------------------
-# Each node is a Docker engine in a container of this machine's engine.
-NODES=(node-1 node-2 node-3)
-NODE_IMAGE=microservices-test/node
-NODES_GATEWAY=172.30.0.1
-HOST_DOCKER_HOST=${HOST_DOCKER_HOST:-${DOCKER_HOST:-unix:///var/run/docker.sock}}
-
-# host_docker ARGS...: the docker CLI against this machine's engine (which
-# builds the images and hosts the nodes), whatever DOCKER_HOST says.
-host_docker() { DOCKER_HOST=$HOST_DOCKER_HOST docker "$@"; }
-node_container() { echo "swarm-$1"; }
-node_addr() { echo "172.30.0.1${1#node-}"; }
-# on_node NODE COMMAND...: COMMAND run on NODE (inside its container: its
-# docker CLI, its PIDs, its tools: curl, nsenter).
-on_node() {
-  local node=$1
-  shift
-  host_docker exec -i "$(node_container "$node")" "$@"
-}
-# node_socket NODE: where NODE's engine answers on this machine.
-node_socket() { echo "unix://$DOCKER_RUN_DIR/nodes/$1/docker.sock"; }
-# node_docker NODE ARGS...: the docker CLI against NODE's engine.
-node_docker() {
-  local node=$1
-  shift
-  DOCKER_HOST=$(node_socket "$node") docker "$@"
-}
-# manager ARGS...: the docker CLI against the manager, node-1.
-manager() { node_docker node-1 "$@"; }

@@ -31,6 +31,35 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$ROOT"
 
+# Each node is a Docker engine in a container of this machine's engine.
+NODES=(node-1 node-2 node-3)
+NODE_IMAGE=microservices-test/node
+NODES_GATEWAY=172.30.0.1
+HOST_DOCKER_HOST=${HOST_DOCKER_HOST:-${DOCKER_HOST:-unix:///var/run/docker.sock}}
+
+# host_docker ARGS...: the docker CLI against this machine's engine (which
+# builds the images and hosts the nodes), whatever DOCKER_HOST says.
+host_docker() { DOCKER_HOST=$HOST_DOCKER_HOST docker "$@"; }
+node_container() { echo "swarm-$1"; }
+node_addr() { echo "172.30.0.1${1#node-}"; }
+# on_node NODE COMMAND...: COMMAND run on NODE (inside its container: its
+# docker CLI, its PIDs, its tools: curl, nsenter).
+on_node() {
+  local node=$1
+  shift
+  host_docker exec -i "$(node_container "$node")" "$@"
+}
+# node_socket NODE: where NODE's engine answers on this machine.
+node_socket() { echo "unix://$DOCKER_RUN_DIR/nodes/$1/docker.sock"; }
+# node_docker NODE ARGS...: the docker CLI against NODE's engine.
+node_docker() {
+  local node=$1
+  shift
+  DOCKER_HOST=$(node_socket "$node") docker "$@"
+}
+# manager ARGS...: the docker CLI against the manager, node-1.
+manager() { node_docker node-1 "$@"; }
+
 up() {
   local node started
   started=$(date +%s)

@@ -10,7 +10,8 @@
 #      common.sh); the browser test through Caddy on http://localhost/ and on
 #      http://127.0.0.1/ (the default origins, docs/security.md): every
 #      button, every log entry, the mail in the catcher's published web UI;
-#   4. a log entry written before `make down` + `make up` is still listed
+#   4. with the broker stopped, Caddy answers 502 in the JSON envelope; a
+#      log entry written before `make down` + `make up` is still listed
 #      after (the volumes persist);
 #   5. the profile observability's Prometheus (a stand-in built from Debian's
 #      package where no registry answers) scrapes all six services, and
@@ -76,6 +77,16 @@ cross_site_refused compose \
   "$(docker ps -q --filter "label=com.docker.compose.project=$project" --filter label=com.docker.compose.service=broker-service)"
 deployed_browser_test compose http://localhost/
 deployed_browser_test compose http://127.0.0.1/
+
+say "compose: with no broker running, Caddy answers in the envelope"
+broker=$(docker ps -q --filter "label=com.docker.compose.project=$project" --filter label=com.docker.compose.service=broker-service)
+docker stop "$broker" >/dev/null
+answer=$(curl -s --max-time 15 -w ' %{http_code} %{content_type}' -X POST http://localhost/api/handle -d '{"action":"log"}')
+case $answer in
+  '{"error":true,"message":"the edge proxy reached no replica of the service that answers /api/handle (502 Bad Gateway)"} 502 application/json') ;;
+  *) die "compose: with the broker stopped, POST /api/handle answered: $answer" ;;
+esac
+docker start "$broker" >/dev/null
 
 say "compose: a log entry outlives make down + make up"
 marker="persisted-$(date +%s)-$RANDOM"

@@ -87,6 +87,12 @@ case $answer in
   *) die "compose: with the broker stopped, POST /api/handle answered: $answer" ;;
 esac
 docker start "$broker" >/dev/null
+# The next request must find the broker serving again: wait for its health
+# check and for the edge to pass a request through (a bare start is not
+# yet listening, and the edge answers 502 until it is).
+wait_healthy 120
+edge_logs() { edge -o /dev/null -X POST http://localhost/api/handle -d '{"action":"log","transport":"http","log":{"name":"compose-test","data":"broker back"}}' 2>/dev/null; }
+wait_for 60 edge_logs || die "compose: the broker, started again, does not answer through the edge within 60s"
 
 say "compose: a log entry outlives make down + make up"
 marker="persisted-$(date +%s)-$RANDOM"

@@ -112,6 +112,10 @@ least_privilege() {
   # user has no tag (no management or administrator rights) and rights on
   # that vhost only.
   rabbitmqctl() { docker exec "$rabbit" rabbitmqctl -q --no-table-headers "$@"; }
+  # (The listeners may still be retrying their first connection when the
+  # broker reports ready: wait for a connection to be there.)
+  rabbit_connected() { [ -n "$(rabbitmqctl list_connections user vhost)" ]; }
+  wait_for 30 rabbit_connected || true
   out=$(rabbitmqctl list_connections user vhost | sort -u | tr '\t' ' ')
   [ "$out" = "microservices microservices" ] || die "$label: RabbitMQ's connections are of: $out"
   out=$(rabbitmqctl list_users | awk '$1 == "microservices" {print $2}')
@@ -145,11 +149,17 @@ no_admin_password() {
 
 # proc_read CONTAINER FILE: FILE (a path under /proc/<pid>/, a glob allowed)
 # of the container's main process, read from this machine: the service
-# images have no shell or cat to read it from inside.
+# images have no shell or cat to read it from inside. With PROC_NODE set
+# (test-swarm.sh: DOCKER_HOST is that node's engine), read on that node
+# (nodes.sh on_node), in whose PID namespace the engine reports the PID.
 proc_read() {
   local pid
   pid=$(docker inspect --format '{{.State.Pid}}' "$1")
-  sh -c "cat /proc/$pid/$2"
+  if [ -n "${PROC_NODE:-}" ]; then
+    on_node "$PROC_NODE" sh -c "cat /proc/$pid/$2"
+  else
+    sh -c "cat /proc/$pid/$2"
+  fi
 }
 
 # first_deploy LABEL TARGET ENV_FILE WAIT WHAT: `make TARGET` on a machine

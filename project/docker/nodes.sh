@@ -29,7 +29,6 @@
 # DOCKER_HOST=ssh://manager would with real servers).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-cd "$ROOT"
 
 # Each node is a Docker engine in a container of this machine's engine.
 NODES=(node-1 node-2 node-3)
@@ -63,7 +62,7 @@ manager() { node_docker node-1 "$@"; }
 up() {
   local node started
   started=$(date +%s)
-  host_docker build -q -t "$NODE_IMAGE" -f project/docker/node/node.dockerfile project/docker/node >/dev/null
+  host_docker build -q -t "$NODE_IMAGE" -f "$ROOT/project/docker/node/node.dockerfile" "$ROOT/project/docker/node" >/dev/null
   host_docker network inspect swarm-nodes >/dev/null 2>&1 ||
     host_docker network create --subnet 172.30.0.0/24 --gateway "$NODES_GATEWAY" swarm-nodes >/dev/null
   for node in "${NODES[@]}"; do
@@ -129,8 +128,11 @@ down() {
   host_docker network rm swarm-nodes >/dev/null 2>&1 || true
 }
 
-case ${1:-} in
-  up) up ;;
-  down) down ;;
-  *) die "usage: $0 up|down" ;;
-esac
+# Sourced (test-swarm.sh), it only defines the helpers above.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  case ${1:-} in
+    up) up ;;
+    down) down ;;
+    *) die "usage: $0 up|down" ;;
+  esac
+fi

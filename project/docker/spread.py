@@ -9,13 +9,14 @@ fewer keep it short) through Caddy (http://localhost/api/handle, eight at
 a time) and reads, from every task of the service that serves
 that path, its own request counter (`server_requests_total` on its
 /metrics, fetched inside the task's network namespace with nsenter, since
-the tasks publish no port). Every request must succeed, and every task must
+the tasks publish no port; on several nodes, SWARM_NODES names them). Every request must succeed, and every task must
 have served between 0.6 and 1.4 times its fair share (requests / tasks) of
 them (docs/deploy.md, "Balancing"). Prints one line per path and task;
 exits 1 on any failure.
 """
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -61,24 +62,48 @@ def send(body, bearer):
         return 0
 
 
+def nodes():
+    """The swarm's nodes, from SWARM_NODES ("CONTAINER=DOCKER_HOST ...": each
+    node an engine in a container of this machine's engine, nodes.sh), as
+    (the node's container or None, its engine's address or None); unset, the
+    one engine of this machine."""
+    spec = os.environ.get("SWARM_NODES", "").split()
+    return [tuple(item.split("=", 1)) for item in spec] or [(None, None)]
+
+
+def docker(host, *args):
+    env = dict(os.environ, DOCKER_HOST=host) if host else None
+    return subprocess.run(["docker", *args], check=True, capture_output=True, text=True, env=env).stdout
+
+
 def tasks(stack, service):
-    """The running containers of a service: (name, pid)."""
-    ids = sh("docker", "ps", "-q", "--filter", f"label=com.docker.swarm.service.name={stack}_{service}").split()
+    """The running containers of a service on every node: (name, node
+    container, pid)."""
     found = []
-    for line in sh("docker", "inspect", "--format", "{{.Name}} {{.State.Pid}}", *ids).splitlines():
-        name, pid = line.split()
-        found.append((name.lstrip("/"), pid))
+    for container, host in nodes():
+        ids = docker(host, "ps", "-q", "--filter", f"label=com.docker.swarm.service.name={stack}_{service}").split()
+        if not ids:
+            continue
+        for line in docker(host, "inspect", "--format", "{{.Name}} {{.State.Pid}}", *ids).splitlines():
+            name, pid = line.split()
+            found.append((name.lstrip("/"), container, pid))
     return sorted(found)
 
 
-def served(pid, port, transport, route):
-    text = sh("nsenter", "-t", pid, "-n", "curl", "-fsS", "--max-time", "5", f"http://127.0.0.1:{port}/metrics")
+def served(container, pid, port, transport, route):
+    """The task's own count, read in its network namespace (on its node:
+    the PID is the node's)."""
+    fetch = ["nsenter", "-t", pid, "-n", "curl", "-fsS", "--max-time", "5", f"http://127.0.0.1:{port}/metrics"]
+    if container:
+        text = docker(os.environ.get("HOST_DOCKER_HOST"), "exec", container, *fetch)
+    else:
+        text = sh(*fetch)
     prefix = f'server_requests_total{{transport="{transport}",route="{route}",'
     return sum(int(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix))
 
 
 def counts(stack, service, port, transport, route):
-    return {name: served(pid, port, transport, route) for name, pid in tasks(stack, service)}
+    return {name: served(container, pid, port, transport, route) for name, container, pid in tasks(stack, service)}
 
 
 def main():

@@ -8,4 +8,8 @@ set -eu
 if [ -n "${REGISTRY:-}" ]; then
   socat TCP-LISTEN:5000,bind=127.0.0.1,fork,reuseaddr "TCP:$REGISTRY" &
 fi
+# Started again after it was killed (the Swarm test's dead node), the
+# container keeps the PID files of the engine that died, and dockerd and
+# containerd refuse to start while they are there.
+rm -rf /var/run/docker.pid /var/run/docker
 exec dockerd --host unix:///var/run/docker.sock ${DOCKERD_FLAGS:-}

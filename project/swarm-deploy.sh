@@ -15,7 +15,7 @@
 #    swarm.yml interpolates (user names, mail settings, IMAGE_PREFIX, TAG).
 #    SWARM_FILES names more stack files laid over swarm.yml (the tests'
 #    project/docker/swarm-test.yml); SWARM_DEPLOY_FLAGS adds flags to the
-#    deploy (the tests' --resolve-image never: their images are local).
+#    deploy (e.g. --with-registry-auth for a registry that wants a login).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -50,14 +50,15 @@ MAIL_PAUSE = 0.2
 LOGIN = {"action": "auth", "auth": {"email": "admin@example.com", "password": "verysecret"}}
 
 
-def post(body, bearer=None):
-    """(status, body text); status 0 when nothing answered."""
+def post(body, bearer=None, timeout=10):
+    """(status, body text) of BODY posted to the broker through Caddy;
+    status 0 when nothing answered within TIMEOUT s."""
     headers = {"Content-Type": "application/json"}
     if bearer:
         headers["Authorization"] = f"Bearer {bearer}"
     request = urllib.request.Request(BROKER, data=json.dumps(body).encode(), headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=10) as answer:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
             return answer.status, answer.read().decode(errors="replace")
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode(errors="replace")
@@ -73,11 +74,16 @@ def body_of(path, name, n):
     return {"action": "mail", "mail": {"to": "load@example.com", "subject": f"{name}-mail {n}", "message": "m"}}
 
 
-def run(directory, name):
+def login():
+    """An access token for the trial user, logged in through the broker."""
     status, text = post(LOGIN)
     if not 200 <= status < 300:
-        sys.exit(f"load: the login for a token answered {status}: {text}")
-    bearer = json.loads(text)["data"]["access_token"]
+        sys.exit(f"the login for a token answered {status}: {text}")
+    return json.loads(text)["data"]["access_token"]
+
+
+def run(directory, name):
+    bearer = login()
     stop = os.path.join(directory, "stop")
 
     def loop(path):

@@ -5,26 +5,24 @@
 
 For each path through the broker, sends LOGS requests on each of the four
 log transports and OTHERS logins and mails (a login is a bcrypt hash:
-fewer keep it short) through Caddy (http://localhost/api/handle, eight at
-a time) and reads, from every task of the service that serves
-that path, its own request counter (`server_requests_total` on its
-/metrics, fetched inside the task's network namespace with nsenter, since
-the tasks publish no port; on several nodes, SWARM_NODES names them). Every request must succeed, and every task must
-have served between 0.6 and 1.4 times its fair share (requests / tasks) of
-them (docs/deploy.md, "Balancing"). Prints one line per path and task;
-exits 1 on any failure.
+fewer keep it short) through Caddy (load.py's client, eight at a time) and
+reads, from every task of the service that serves that path, its own
+request counter (`server_requests_total` on its /metrics, fetched inside
+the task's network namespace with nsenter on the task's node, since the
+tasks publish no port; SWARM_NODES names the nodes). Every request must
+succeed, and every task must have served between 0.6 and 1.4 times its
+fair share (requests / tasks) of them (docs/deploy.md, "Balancing").
+Prints one line per path and task; exits 1 on any failure.
 """
 
-import json
 import os
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
-BROKER = "http://localhost/api/handle"
+from load import LOGIN, login, post
+
 # path: (the request's body, the service that serves it, its port, the
 # counter's transport and route there)
 PATHS = {
@@ -32,43 +30,20 @@ PATHS = {
     "grpc": ({"action": "log", "transport": "grpc"}, "logger-service", 8083, "grpc", "WriteLog"),
     "http": ({"action": "log", "transport": "http"}, "logger-service", 8083, "http", "/log"),
     "amqp": ({"action": "log", "transport": "amqp"}, "listener-service", 8085, "amqp", "logs"),
-    "auth": ({"action": "auth", "auth": {"email": "admin@example.com", "password": "verysecret"}},
-             "authentication-service", 8082, "http", "/authenticate"),
+    "auth": (LOGIN, "authentication-service", 8082, "http", "/authenticate"),
     "mail": ({"action": "mail", "mail": {"to": "spread@example.com", "subject": "spread", "message": "m"}},
              "mail-service", 8084, "http", "/send"),
 }
 
 
-def sh(*args):
-    return subprocess.run(args, check=True, capture_output=True, text=True).stdout
-
-
-def token():
-    body = json.dumps(PATHS["auth"][0]).encode()
-    request = urllib.request.Request(BROKER, data=body, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        return json.load(answer)["data"]["access_token"]
-
-
-def send(body, bearer):
-    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {bearer}"}
-    request = urllib.request.Request(BROKER, data=json.dumps(body).encode(), headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=15) as answer:
-            return answer.status
-    except urllib.error.HTTPError as e:
-        return e.code
-    except OSError:
-        return 0
-
-
 def nodes():
     """The swarm's nodes, from SWARM_NODES ("CONTAINER=DOCKER_HOST ...": each
     node an engine in a container of this machine's engine, nodes.sh), as
-    (the node's container or None, its engine's address or None); unset, the
-    one engine of this machine."""
+    (the node's container, its engine's address)."""
     spec = os.environ.get("SWARM_NODES", "").split()
-    return [tuple(item.split("=", 1)) for item in spec] or [(None, None)]
+    if not spec:
+        sys.exit("spread.py: SWARM_NODES names no node")
+    return [tuple(item.split("=", 1)) for item in spec]
 
 
 def docker(host, *args):
@@ -93,11 +68,8 @@ def tasks(stack, service):
 def served(container, pid, port, transport, route):
     """The task's own count, read in its network namespace (on its node:
     the PID is the node's)."""
-    fetch = ["nsenter", "-t", pid, "-n", "curl", "-fsS", "--max-time", "5", f"http://127.0.0.1:{port}/metrics"]
-    if container:
-        text = docker(os.environ.get("HOST_DOCKER_HOST"), "exec", container, *fetch)
-    else:
-        text = sh(*fetch)
+    text = docker(os.environ.get("HOST_DOCKER_HOST"), "exec", container,
+                  "nsenter", "-t", pid, "-n", "curl", "-fsS", "--max-time", "5", f"http://127.0.0.1:{port}/metrics")
     prefix = f'server_requests_total{{transport="{transport}",route="{route}",'
     return sum(int(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix))
 
@@ -108,15 +80,15 @@ def counts(stack, service, port, transport, route):
 
 def main():
     stack, logs, others = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    bearer = token()
+    bearer = login()
     ok = True
     for path, (body, service, port, transport, route) in PATHS.items():
         requests = logs if body["action"] == "log" else others
         before = counts(stack, service, port, transport, route)
         with ThreadPoolExecutor(8) as pool:
-            statuses = list(pool.map(lambda i: send({**body, **(
+            statuses = list(pool.map(lambda i: post({**body, **(
                 {"log": {"name": f"spread-{path}", "data": str(i)}} if body["action"] == "log" else {})},
-                bearer), range(requests)))
+                bearer, timeout=15)[0], range(requests)))
         failed = sum(1 for s in statuses if s not in (200, 202))
         # The AMQP path stores after the broker's answer.
         deadline = time.time() + 30

@@ -42,8 +42,9 @@ cd "$ROOT"
 
 stack=${STACK:-microservices-test}
 env_file=$DOCKER_RUN_DIR/swarm.env
-# The images are built on this machine under LOCAL_PREFIX (test.sh) and
-# pushed to the registry, from which the nodes pull them.
+# The images are built on this machine under IMAGE_PREFIX (test.sh's,
+# default microservices), tagged for the registry and pushed; the nodes
+# pull them from there.
 local_prefix=${IMAGE_PREFIX:-microservices}
 registry=localhost:5000
 prefix=$registry/microservices
@@ -160,14 +161,16 @@ updated() {
 # spread_over_nodes: every node runs a task of the stack, and each
 # stateless service with more than one task runs on more than one node.
 spread_over_nodes() {
-  local node service nodes
+  local node service nodes tasks count
   for node in "${NODES[@]}"; do
     [ -n "$(tasks_on "$node")" ] || { echo "  no task of the stack runs on $node"; return 1; }
   done
   for service in "${services[@]}"; do
-    nodes=$(service_tasks "$service" | cut -d' ' -f1 | sort -u | tr '\n' ' ')
-    echo "  $service: $(service_tasks "$service" | wc -l) tasks on $nodes"
-    [ "$(service_tasks "$service" | wc -l)" -lt 2 ] || [ "$(wc -w <<<"$nodes")" -ge 2 ] || return 1
+    tasks=$(service_tasks "$service")
+    count=$(grep -c . <<<"$tasks" || true)
+    nodes=$(cut -d' ' -f1 <<<"$tasks" | sort -u | tr '\n' ' ')
+    echo "  $service: $count tasks on $nodes"
+    [ "$count" -lt 2 ] || [ "$(wc -w <<<"$nodes")" -ge 2 ] || return 1
   done
 }
 

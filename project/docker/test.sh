@@ -15,6 +15,14 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$ROOT"
 
+# The counting rules of the Swarm test's load (project/docker/load.py):
+# no Docker needed.
+if ! out=$(python3 -m unittest discover -s project/docker -p 'test_*.py' 2>&1); then
+  echo "$out" >&2
+  die "the unit tests of project/docker/load.py failed"
+fi
+echo "load.py's counting rules: $(tail -n 3 <<<"$out" | head -n 1)"
+
 if [ -n "${SKIP_DOCKER_TESTS:-}" ]; then
   echo "SKIP  the Docker tests (SKIP_DOCKER_TESTS is set)"
   exit 0

@@ -131,14 +131,18 @@ pub struct Ticket {
 }
 
 impl Ticket {
-    pub fn succeeded(mut self) {
-        self.done = true;
-        self.breaker.ended(self.probe, None, Instant::now());
+    pub fn succeeded(self) {
+        self.end(None, Instant::now());
     }
 
-    pub fn failed(mut self, reason: &str) {
+    pub fn failed(self, reason: &str) {
+        self.end(Some(reason), Instant::now());
+    }
+
+    /// The call ended at `now`; `failure` says why it failed.
+    fn end(mut self, failure: Option<&str>, now: Instant) {
         self.done = true;
-        self.breaker.ended(self.probe, Some(reason), Instant::now());
+        self.breaker.ended(self.probe, failure, now);
     }
 
     /// Whether the call is one of the half-open state's probes.
@@ -330,10 +334,7 @@ mod tests {
 
     /// Admits a call at `now` and ends it with `failure`.
     fn call(breaker: &Breaker, now: Instant, failure: Option<&str>) -> Result<(), Rejected> {
-        let ticket = breaker.admit_at(now)?;
-        let probe = ticket.probe;
-        std::mem::forget(ticket);
-        breaker.ended(probe, failure, now);
+        breaker.admit_at(now)?.end(failure, now);
         Ok(())
     }
 

@@ -10,13 +10,18 @@ mkdir -p "$DOCKER_RUN_DIR"
 # 20.10 CLI (/usr/bin/docker), which has BuildKit built in; a newer CLI found
 # first on PATH without its buildx component cannot build. Then the 20.10 one
 # goes first on PATH, for these scripts and the docker-compose they run.
-if ! docker buildx version >/dev/null 2>&1 && [ -x /usr/bin/docker ] &&
-  [ "$(command -v docker)" != /usr/bin/docker ]; then
-  mkdir -p "$DOCKER_RUN_DIR/bin"
-  ln -sf /usr/bin/docker "$DOCKER_RUN_DIR/bin/docker"
-  PATH=$DOCKER_RUN_DIR/bin:$PATH
-fi
-export PATH DOCKER_BUILDKIT=1 COMPOSE_DOCKER_CLI_BUILD=1
+# Chosen again once the engine is installed (test.sh): on a fresh machine
+# /usr/bin/docker is not there yet when this file is sourced.
+buildkit_cli() {
+  if ! docker buildx version >/dev/null 2>&1 && [ -x /usr/bin/docker ] &&
+    [ "$(command -v docker)" != /usr/bin/docker ]; then
+    mkdir -p "$DOCKER_RUN_DIR/bin"
+    ln -sf /usr/bin/docker "$DOCKER_RUN_DIR/bin/docker"
+    PATH=$DOCKER_RUN_DIR/bin:$PATH
+  fi
+  export PATH DOCKER_BUILDKIT=1 COMPOSE_DOCKER_CLI_BUILD=1
+}
+buildkit_cli
 
 engine_up() { docker info >/dev/null 2>&1; }
 

@@ -42,6 +42,7 @@ for port in 80 8025 15672; do
 done
 
 project/docker/engine.sh start
+buildkit_cli
 # The browser test's Chromium and chromedriver.
 project/native/infra.sh browser
 trap 'project/docker/engine.sh stop' EXIT
